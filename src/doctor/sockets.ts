@@ -1,4 +1,5 @@
-import { readFile, readdir, readlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { scanOpenFiles, type ProcessInfo } from './proc.js';
 
 /** One TCP connection as the kernel lists it in /proc/net/tcp{,6}. */
 export interface TcpEntry {
@@ -62,30 +63,17 @@ export async function listTcp(): Promise<TcpEntry[]> {
   return texts.flatMap(parseProcNetTcp);
 }
 
-/** A process that owns a socket. */
-export interface SocketOwner {
-  pid: number;
-  command: string;
-}
-
 /**
- * Finds which processes hold the given socket inodes by scanning /proc/<pid>/fd. Processes we may not
- * inspect (other users, without root) are skipped, so the answer can be partial, never wrong.
+ * Finds which processes hold the given socket inodes, by their `socket:[inode]` file descriptors.
  */
-export async function socketOwners(inodes: Set<number>): Promise<Map<number, SocketOwner>> {
-  const owners = new Map<number, SocketOwner>();
+export async function socketOwners(inodes: Set<number>): Promise<Map<number, ProcessInfo>> {
+  const owners = new Map<number, ProcessInfo>();
   if (inodes.size === 0) return owners;
-  const pids = (await readdir('/proc').catch(() => [] as string[])).filter((n) => /^\d+$/.test(n));
-  for (const pid of pids) {
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
-    for (const fd of fds) {
-      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
-      const m = /^socket:\[(\d+)\]$/.exec(target);
-      if (!m || !inodes.has(Number(m[1]))) continue;
-      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      owners.set(Number(m[1]), { pid: Number(pid), command: cmdline.split('\0').filter(Boolean).join(' ') || `pid ${pid}` });
-    }
-  }
+  const found = await scanOpenFiles((t) => {
+    const m = /^socket:\[(\d+)\]$/.exec(t);
+    return m !== null && inodes.has(Number(m[1]));
+  });
+  for (const f of found) owners.set(Number(/\d+/.exec(f.target)![0]), { pid: f.pid, command: f.command });
   return owners;
 }
 
@@ -93,10 +81,15 @@ export async function socketOwners(inodes: Set<number>): Promise<Map<number, Soc
  * The local processes connected to a TCP port on this machine as clients (e.g. remote-viewer connected to a
  * VM's SPICE port), without connecting to it ourselves: a new SPICE client would disconnect the current one.
  */
-export async function localClientsOf(port: number): Promise<SocketOwner[]> {
+export async function localClientsOf(port: number): Promise<ProcessInfo[]> {
   const entries = (await listTcp()).filter((e) => e.state === TCP_ESTABLISHED && e.remotePort === port);
   const owners = await socketOwners(new Set(entries.map((e) => e.inode)));
-  const byPid = new Map<number, SocketOwner>();
+  const byPid = new Map<number, ProcessInfo>();
   for (const o of owners.values()) byPid.set(o.pid, o);
   return [...byPid.values()];
+}
+
+/** The listening sockets on a TCP port (any address). */
+export async function localListenersOf(port: number): Promise<TcpEntry[]> {
+  return (await listTcp()).filter((e) => e.state === TCP_LISTEN && e.localPort === port);
 }
