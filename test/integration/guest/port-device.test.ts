@@ -14,33 +14,12 @@ import { hasCode } from '../../../src/errors.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { requireTool } from '../../helpers/tools.js';
 import { startPtyHost } from './pty-host.js';
+import { readBytes } from './helpers.js';
 
 /** Read syscalls made by this process so far (all threads, the libuv pool included). */
 function readSyscalls(): number {
   const m = /syscr: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'));
   return Number(m?.[1]);
-}
-
-/** Collect `n` bytes from `stream` (without destroying it, unlike breaking out of for-await), failing after `ms`. */
-function readBytes(stream: NodeJS.ReadableStream, n: number, ms = 5000): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const timer = setTimeout(() => {
-      stream.removeListener('data', onData);
-      reject(new Error(`timed out with ${got}/${n} bytes`));
-    }, ms);
-    const onData = (c: Buffer): void => {
-      chunks.push(c);
-      got += c.length;
-      if (got < n) return;
-      clearTimeout(timer);
-      stream.removeListener('data', onData);
-      stream.pause();
-      resolve(Buffer.concat(chunks));
-    };
-    stream.on('data', onData);
-  });
 }
 
 test('virtio device: read() == 0 means no host, checked without busy-looping, abort ends the wait', async () => {

@@ -1,0 +1,470 @@
+import { EventEmitter } from 'node:events';
+import { createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { MuxSession } from '../../mux/index.js';
+import type { MuxChannel, MuxSessionOptions } from '../../mux/index.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { GuestError, GuestErrorCode } from './errors.js';
+import type { PortDevice, PortDeviceOptions } from './port-device.js';
+import { portDeviceFromSpec } from './device-spec.js';
+import type { MdnsAdvertiser } from './mdns.js';
+import { AvahiAdvertiser } from './mdns.js';
+
+/** The TCP port spice-webdavd is run with (its unit and MSI pass `-p 9843`) and where guests look for it. */
+export const DEFAULT_GUEST_PORT = 9843;
+/** Loopback on both families: Windows resolves `localhost` to ::1 first (protocol.md §a.9 item 7). */
+export const DEFAULT_GUEST_HOSTS: readonly string[] = ['127.0.0.1', '::1'];
+/** Default `waitForHost`: long enough to ride out a viewer reconnecting, short of WebClient's own timeouts. */
+export const DEFAULT_WAIT_FOR_HOST = 10_000;
+/** Default `maxWaitingConnections`. */
+export const DEFAULT_MAX_WAITING_CONNECTIONS = 64;
+
+/** Options of {@link GuestProxy}. */
+export interface GuestProxyOptions {
+  /** The port: a {@link PortDevice}, or a `--device` string (see `portDeviceFromSpec`). */
+  device: PortDevice | string;
+  /** TCP port on loopback (default {@link DEFAULT_GUEST_PORT}); 0 picks a free one (the same on every host). */
+  port?: number;
+  /**
+   * Loopback addresses to listen on (default {@link DEFAULT_GUEST_HOSTS}). The first must bind; an IPv6 address
+   * that the system does not have is skipped with a warning. Only loopback addresses are accepted.
+   */
+  hosts?: readonly string[];
+  /**
+   * Milliseconds a connection that arrives while no SPICE client is attached waits for one (default
+   * {@link DEFAULT_WAIT_FOR_HOST}). Its bytes stay unread in the kernel meanwhile; when a host attaches it is
+   * served as if it had just connected. When the time is up it gets an HTTP 503 and is closed. 0: at once.
+   */
+  waitForHost?: number;
+  /** Connections allowed to wait at the same time (default {@link DEFAULT_MAX_WAITING_CONNECTIONS}); more get 503. */
+  maxWaitingConnections?: number;
+  /**
+   * mDNS advertisement of `_webdav._tcp` "Spice client folder" on loopback while a host is attached: true,
+   * false, `'auto'` (default: when avahi-daemon answers on the system bus), or an advertiser of your own.
+   */
+  mdns?: boolean | 'auto' | MdnsAdvertiser;
+  /** Timing of a device given as a string (poll intervals); ignored for a {@link PortDevice} object. */
+  deviceOptions?: Omit<PortDeviceOptions, 'log'>;
+  /** Limits passed to the guest-role mux session (buffer bounds, overflow policy, channel count). */
+  mux?: Omit<MuxSessionOptions, 'role' | 'log'>;
+  /** Milliseconds close() lets the mux flush its close frames before cutting (default 2000). */
+  closeTimeout?: number;
+  log?: Logger;
+}
+
+/** The proxy's states: no host yet (or lost), host attached and serving, shut down. */
+export type GuestProxyState = 'waiting' | 'attached' | 'closed';
+
+/** Payload of the `'state'` event. */
+export interface GuestProxyStateEvent {
+  state: GuestProxyState;
+  /** When the state was entered. */
+  since: Date;
+  /** Set with `'closed'` when the proxy stopped because of a fatal error (unusable device). */
+  error?: Error;
+}
+
+/** Payload of the `'connection'` event: a local client got a mux channel. */
+export interface GuestConnectionEvent {
+  id: bigint;
+  remote: string;
+}
+
+/** Payload of the `'disconnect'` event: a local client's connection is over. */
+export interface GuestDisconnectEvent {
+  id: bigint;
+  remote: string;
+  /** Bytes the client sent to the host / received from it on this connection. */
+  bytesToHost: number;
+  bytesFromHost: number;
+  /** Why, when it was not the client closing: e.g. `GUEST_ERR_HOST_LOST`, `MUX_ERR_CHANNEL_OVERFLOW`. */
+  reason?: string;
+}
+
+/** Counters for a status line; read `proxy.stats` any time. */
+export interface GuestProxyStats {
+  state: GuestProxyState;
+  /** Local clients connected to the host now. */
+  connections: number;
+  /** Local clients waiting for a host now. */
+  waiting: number;
+  /** Local clients served since start. */
+  connectionsTotal: number;
+  /** Local clients that got the 503 (no host in time, or too many waiting). */
+  connectionsRefused: number;
+  /** Size-0 frames from the host that left the TCP connection open (spice-webdavd compatibility). */
+  hostCloses: number;
+  /** Times a host attached / was lost. */
+  hostAttaches: number;
+  hostLosses: number;
+  /** Payload bytes sent to / received from the host, over all sessions. */
+  bytesToHost: number;
+  bytesFromHost: number;
+  /** Milliseconds from the last host loss to the next attach (undefined until a host came back once). */
+  lastResumeMs: number | undefined;
+}
+
+/** The proxy's events. */
+export interface GuestProxyEvents {
+  state: [event: GuestProxyStateEvent];
+  connection: [event: GuestConnectionEvent];
+  disconnect: [event: GuestDisconnectEvent];
+}
+
+// What a local client gets when no host came in time: plain HTTP, since every client of this port speaks it,
+// and a bare close reads as "empty reply" without saying why.
+const NO_HOST_BODY = 'No SPICE client is attached to this VM, so the shared folder is not available. Connect a viewer that shares a folder (remote-viewer, spicy, spicedav share) and retry.\n';
+const NO_HOST_RESPONSE =
+  'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\n' +
+  `Content-Length: ${Buffer.byteLength(NO_HOST_BODY)}\r\n\r\n${NO_HOST_BODY}`;
+// How long a refused client may take to read the 503 before it is cut.
+const REFUSE_LINGER = 2000;
+
+/**
+ * `spicedav guest`: the drop-in for phodav's spice-webdavd. It listens on loopback TCP (IPv4 and IPv6), and
+ * carries each local connection as one mux channel over the SPICE webdav port to the host's WebDAV server.
+ *
+ * Lifecycle: `start()` binds the listeners (and fails if it cannot), then waits for a host on the port. While a
+ * host is attached each accepted connection gets `session.open()` (a fresh id, never a live one) and is piped
+ * both ways with backpressure; the mux keeps a stalled client from blocking the others. A size-0 frame from the
+ * host leaves the TCP connection open (`'hostclose'`; the next bytes start a new connection on the host, as with
+ * spice-webdavd). When the host leaves, every local connection is closed, the listeners stay bound, mDNS is
+ * withdrawn, and the port is watched again until the next host. Connections arriving without a host wait
+ * `waitForHost` ms, then get a 503 (see {@link GuestProxyOptions.waitForHost}).
+ *
+ * Events: `'state'` ({@link GuestProxyStateEvent}), `'connection'`, `'disconnect'`. `closed` resolves when the
+ * proxy stops: with undefined after close(), with the error when the device turned out unusable.
+ */
+export class GuestProxy extends EventEmitter<GuestProxyEvents> {
+  /** Resolves once the proxy has stopped: undefined after close(), the fatal error otherwise. Never rejects. */
+  readonly closed: Promise<Error | undefined>;
+  readonly #options: GuestProxyOptions;
+  readonly #log: Logger;
+  readonly #servers: Server[] = [];
+  readonly #clients = new Map<Socket, MuxChannel>();
+  readonly #waiting = new Map<Socket, NodeJS.Timeout>();
+  readonly #abort = new AbortController();
+  readonly #stats: Omit<GuestProxyStats, 'state' | 'connections' | 'waiting' | 'bytesToHost' | 'bytesFromHost'> = {
+    connectionsTotal: 0,
+    connectionsRefused: 0,
+    hostCloses: 0,
+    hostAttaches: 0,
+    hostLosses: 0,
+    lastResumeMs: undefined,
+  };
+  #bytesToHostDone = 0;
+  #bytesFromHostDone = 0;
+  #state: GuestProxyState = 'waiting';
+  #device: PortDevice | undefined;
+  #session: MuxSession | undefined;
+  #advertiser: MdnsAdvertiser | undefined;
+  #port = 0;
+  #started = false;
+  #closing: Promise<void> | undefined;
+  #lostAt: number | undefined;
+  #running: Promise<void> | undefined;
+  #resolveClosed!: (err: Error | undefined) => void;
+
+  constructor(options: GuestProxyOptions) {
+    super();
+    this.#options = options;
+    this.#log = (options.log ?? silentLogger).child({ component: 'guest' });
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    for (const host of options.hosts ?? DEFAULT_GUEST_HOSTS) {
+      if (!isLoopback(host)) {
+        throw new GuestError(GuestErrorCode.LISTEN, `${host} is not a loopback address: the guest proxy serves the VM itself only (127.0.0.1, ::1)`);
+      }
+    }
+  }
+
+  /** The current state. */
+  get state(): GuestProxyState {
+    return this.#state;
+  }
+
+  /** The addresses actually bound (after start()). */
+  get addresses(): AddressInfo[] {
+    return this.#servers.map((s) => s.address() as AddressInfo);
+  }
+
+  /** Live counters for a status line. */
+  get stats(): GuestProxyStats {
+    const mux = this.#session?.stats;
+    return {
+      ...this.#stats,
+      state: this.#state,
+      connections: this.#clients.size,
+      waiting: this.#waiting.size,
+      bytesToHost: this.#bytesToHostDone + (mux?.bytesOut ?? 0),
+      bytesFromHost: this.#bytesFromHostDone + (mux?.bytesIn ?? 0),
+    };
+  }
+
+  /**
+   * Binds the loopback listeners, then starts waiting for a host in the background. Rejects with
+   * `GUEST_ERR_ADDRESS_IN_USE` / `GUEST_ERR_LISTEN` (nothing stays bound), `GUEST_ERR_BAD_DEVICE`, or
+   * `GUEST_ERR_CLOSED` after close().
+   */
+  async start(): Promise<void> {
+    if (this.#closing) throw new GuestError(GuestErrorCode.CLOSED, 'the guest proxy was closed; make a new one');
+    if (this.#started) return;
+    this.#started = true;
+    const { device } = this.#options;
+    try {
+      this.#device =
+        typeof device === 'string' ? await portDeviceFromSpec(device, { ...this.#options.deviceOptions, log: this.#log }) : device;
+      await this.#listen();
+    } catch (err) {
+      await this.#closeServers();
+      throw err;
+    }
+    this.#advertiser = await this.#makeAdvertiser();
+    this.#setState('waiting');
+    this.#running = this.#run();
+  }
+
+  /**
+   * Stops: no new connections, waiting ones are dropped, the mux session is closed (each channel's size-0 frame
+   * goes out, bounded by `closeTimeout`), every local connection is closed, mDNS withdrawn, the port released.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown(undefined);
+    return this.#closing;
+  }
+
+  // --- listening ---------------------------------------------------------------------------------------------
+
+  async #listen(): Promise<void> {
+    const hosts = this.#options.hosts ?? DEFAULT_GUEST_HOSTS;
+    let port = this.#options.port ?? DEFAULT_GUEST_PORT;
+    for (const [i, host] of hosts.entries()) {
+      const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (s) => this.#onConnection(s));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+            server.removeListener('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (i > 0 && host.includes(':') && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) {
+          this.#log.warn({ host, code }, 'IPv6 loopback is not available; listening on IPv4 only (Windows clients may need 127.0.0.1)');
+          continue;
+        }
+        if (code === 'EADDRINUSE') {
+          throw new GuestError(
+            GuestErrorCode.ADDRESS_IN_USE,
+            `${host} port ${port} is in use: stop spice-webdavd (systemctl stop spice-webdavd) or the other spicedav guest, or pick --port`,
+            { cause: err },
+          );
+        }
+        throw new GuestError(GuestErrorCode.LISTEN, `cannot listen on ${host} port ${port}: ${(err as Error).message}`, { cause: err });
+      }
+      server.on('error', (err) => this.#log.error({ err: err.message }, 'listener error'));
+      this.#servers.push(server);
+      // Port 0: every family gets the port the first one was given.
+      port = (server.address() as AddressInfo).port;
+    }
+    this.#port = port;
+    this.#log.info({ addresses: this.addresses.map((a) => `${a.address}:${a.port}`) }, 'listening');
+  }
+
+  async #closeServers(): Promise<void> {
+    const servers = this.#servers.splice(0);
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+
+  // --- host sessions -----------------------------------------------------------------------------------------
+
+  /** One host session after another until close() or a fatal device error. */
+  async #run(): Promise<void> {
+    const device = this.#device as PortDevice;
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      let transport: Duplex;
+      try {
+        transport = await device.open(signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#log.error({ err: (err as Error).message }, 'the port device is unusable; stopping');
+        this.#closing ??= this.#shutdown(err as Error);
+        return;
+      }
+      if (signal.aborted) {
+        transport.destroy();
+        return;
+      }
+      await this.#serve(transport);
+    }
+  }
+
+  /** Runs one host session over `transport` until the host leaves (or close()). */
+  async #serve(transport: Duplex): Promise<void> {
+    const session = new MuxSession(transport, { ...this.#options.mux, role: 'guest', log: this.#log });
+    this.#session = session;
+    const ended = new Promise<Error | undefined>((resolve) => session.once('close', resolve));
+    this.#stats.hostAttaches++;
+    if (this.#lostAt !== undefined) this.#stats.lastResumeMs = Date.now() - this.#lostAt;
+    this.#setState('attached');
+    this.#log.info({ resumeMs: this.#lostAt === undefined ? undefined : this.#stats.lastResumeMs }, 'SPICE client attached; serving');
+    this.#advertiser?.publish(this.#port).catch((err: Error) => this.#log.warn({ err: err.message }, 'mDNS advertisement failed'));
+    for (const socket of [...this.#waiting.keys()]) this.#bridge(socket);
+
+    const err = await ended;
+    this.#session = undefined;
+    this.#bytesToHostDone += session.stats.bytesOut;
+    this.#bytesFromHostDone += session.stats.bytesIn;
+    transport.destroy();
+    if (this.#abort.signal.aborted) return;
+    this.#stats.hostLosses++;
+    this.#lostAt = Date.now();
+    this.#log.info({ why: err?.message }, 'SPICE client left; local connections closed, waiting for the next one');
+    await this.#advertiser?.withdraw().catch((e: Error) => this.#log.warn({ err: e.message }, 'mDNS withdrawal failed'));
+    this.#setState('waiting');
+  }
+
+  // --- local connections -------------------------------------------------------------------------------------
+
+  #onConnection(socket: Socket): void {
+    socket.on('error', (err) => this.#log.debug({ err: err.message }, 'local client error'));
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    if (this.#session) {
+      this.#bridge(socket);
+      return;
+    }
+    const wait = this.#options.waitForHost ?? DEFAULT_WAIT_FOR_HOST;
+    if (wait <= 0 || this.#waiting.size >= (this.#options.maxWaitingConnections ?? DEFAULT_MAX_WAITING_CONNECTIONS)) {
+      this.#refuse(socket);
+      return;
+    }
+    // Leave its bytes unread (pauseOnConnect) until a host is there or the wait is over.
+    const timer = setTimeout(() => {
+      this.#waiting.delete(socket);
+      this.#refuse(socket);
+    }, wait);
+    this.#waiting.set(socket, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.#waiting.delete(socket);
+    });
+  }
+
+  /** No host: answer 503 and close, reading (and dropping) the request so the close is a FIN, not a reset. */
+  #refuse(socket: Socket): void {
+    this.#stats.connectionsRefused++;
+    this.#log.info({ remote: remoteOf(socket) }, 'no SPICE client attached; local connection refused with 503');
+    socket.resume();
+    socket.end(NO_HOST_RESPONSE);
+    const cut = setTimeout(() => socket.destroy(), REFUSE_LINGER);
+    socket.once('close', () => clearTimeout(cut));
+  }
+
+  /** Joins a local connection to a fresh mux channel, both ways with backpressure. */
+  #bridge(socket: Socket): void {
+    const timer = this.#waiting.get(socket);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#waiting.delete(socket);
+    }
+    const session = this.#session as MuxSession;
+    let channel: MuxChannel;
+    try {
+      channel = session.open();
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'cannot open a mux channel; local connection refused');
+      this.#refuse(socket);
+      return;
+    }
+    const remote = remoteOf(socket);
+    this.#clients.set(socket, channel);
+    this.#stats.connectionsTotal++;
+    let bytesToHost = 0;
+    let bytesFromHost = 0;
+    socket.on('data', (d: Buffer) => (bytesToHost += d.length));
+    channel.on('data', (d: Buffer) => (bytesFromHost += d.length));
+    socket.pipe(channel);
+    channel.pipe(socket);
+    channel.on('hostclose', () => {
+      this.#stats.hostCloses++;
+      this.#log.debug({ id: channel.id.toString() }, 'host closed its side; keeping the local connection (spice-webdavd behaviour)');
+    });
+    channel.on('error', (err) => this.#log.debug({ id: channel.id.toString(), err: err.message }, 'mux channel error'));
+    channel.once('close', () => {
+      // The mux gave up on it (host lost, overflow) or it finished: the local connection goes with it.
+      if (channel.errored) socket.destroy();
+      else socket.end();
+    });
+    socket.once('close', () => {
+      this.#clients.delete(socket);
+      // An abrupt close (reset, error) leaves the channel open: destroy it, which still tells the host (size-0).
+      // After a FIN, pipe() already ended it and its last bytes and size-0 frame are on their way out.
+      if (!channel.writableEnded) channel.destroy();
+      const reason = (channel.errored as (Error & { code?: string }) | null)?.code;
+      this.emit('disconnect', { id: channel.id, remote, bytesToHost, bytesFromHost, ...(reason ? { reason } : {}) });
+    });
+    socket.resume();
+    this.emit('connection', { id: channel.id, remote });
+  }
+
+  // --- state, mDNS, shutdown ---------------------------------------------------------------------------------
+
+  #setState(state: GuestProxyState, error?: Error): void {
+    this.#state = state;
+    this.emit('state', { state, since: new Date(), ...(error ? { error } : {}) });
+  }
+
+  async #makeAdvertiser(): Promise<MdnsAdvertiser | undefined> {
+    const mdns = this.#options.mdns ?? 'auto';
+    if (mdns === false) return undefined;
+    if (typeof mdns === 'object') return mdns;
+    const avahi = new AvahiAdvertiser({ log: this.#log });
+    if (mdns === 'auto' && !(await avahi.available())) {
+      this.#log.info({}, 'avahi-daemon not reachable; not advertising over mDNS (mount dav://localhost:9843/ directly)');
+      return undefined;
+    }
+    return avahi;
+  }
+
+  async #shutdown(error: Error | undefined): Promise<void> {
+    this.#abort.abort();
+    const listenersClosed = this.#closeServers();
+    for (const [socket, timer] of this.#waiting) {
+      clearTimeout(timer);
+      socket.destroy();
+    }
+    this.#waiting.clear();
+    const session = this.#session;
+    if (session) {
+      const timeout = this.#options.closeTimeout ?? 2000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([session.close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+      clearTimeout(timer);
+      await session.destroy();
+    }
+    for (const socket of this.#clients.keys()) socket.destroy();
+    await this.#running;
+    await listenersClosed;
+    await this.#advertiser?.close().catch(() => {});
+    await this.#device?.close?.().catch(() => {});
+    this.#setState('closed', error);
+    this.#resolveClosed(error);
+  }
+}
+
+/** True for 127.0.0.0/8 and ::1 (the only addresses the proxy may listen on). */
+function isLoopback(host: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1';
+}
+
+function remoteOf(socket: Socket): string {
+  return socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
+}
