@@ -1,0 +1,83 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cliPath as defaultCliPath } from '../paths.js';
+import { ProcessGroup } from './process-group.js';
+import { START_SPICE_WEBDAVD } from './guest-scripts.js';
+import type { Vm } from './vm.js';
+
+// The two ends of a chain: a host (spicy with phodav, or `spicedav share`) and a guest daemon (spice-webdavd,
+// or `spicedav guest`). Host ends run on this machine in their own process group; guest ends run in the VM.
+
+/** Where guest clients reach the share: the guest daemon's loopback listener. */
+export const GUEST_URL = 'http://127.0.0.1:9843';
+
+/** The built CLI as the guest image carries it (see the image's spicedav layer). */
+export const GUEST_CLI = '/spicedav/dist/src/cli/index.js';
+
+/**
+ * Starts spicy (spice-gtk with phodav: the reference host) under a private Xvfb, connected to the VM's SPICE
+ * port and sharing `dir`: spicy connects every port channel, webdav included, by itself.
+ */
+export function startSpicy(spicePort: number, dir: string): ProcessGroup {
+  return new ProcessGroup('spicy', 'xvfb-run', [
+    '-a', '-s', '-screen 0 640x480x24 -nolisten tcp',
+    'spicy', '-h', '127.0.0.1', '-p', String(spicePort), `--spice-shared-dir=${dir}`,
+    '--spice-disable-audio', '--spice-disable-usbredir',
+  ]);
+}
+
+/** How `spicedav share` reaches the VM. */
+export type ShareTarget = { spicePort: number } | { qemuSocket: string };
+
+/** Starts `spicedav share DIR` from the build under test, as users run it. */
+export function startShare(dir: string, target: ShareTarget, cli = defaultCliPath): ProcessGroup {
+  const how = 'spicePort' in target ? ['--spice', `spice://127.0.0.1:${target.spicePort}`] : ['--qemu-socket', target.qemuSocket];
+  return new ProcessGroup('spicedav share', process.execPath, [cli, 'share', dir, ...how]);
+}
+
+/**
+ * Why the spicedav chain cannot run yet, or null when it can: the build must have the CLI with its `share`
+ * (with `--spice` and `--qemu-socket`) and `guest` commands. Asked of the CLI itself, so the e2e cases start
+ * running the day those parts land, without a change here.
+ */
+export function spicedavChainMissing(cli = defaultCliPath): string | null {
+  if (!existsSync(cli)) return `the spicedav CLI is not built yet (${cli} missing: src/cli/index.ts not written)`;
+  const help = (...args: string[]): string => {
+    const r = spawnSync(process.execPath, [cli, ...args, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    return r.status === 0 ? r.stdout : '';
+  };
+  const top = help();
+  for (const command of ['share', 'guest']) {
+    if (!new RegExp(`^\\s+${command}\\b`, 'm').test(top)) return `the spicedav CLI has no \`${command}\` command yet`;
+  }
+  const share = help('share');
+  for (const option of ['--spice', '--qemu-socket']) {
+    if (!share.includes(option)) return `\`spicedav share\` has no ${option} option yet`;
+  }
+  return null;
+}
+
+/** Starts the reference guest daemon (with the dbus + avahi it needs) in the guest. */
+export async function startSpiceWebdavd(vm: Vm): Promise<void> {
+  await vm.run(START_SPICE_WEBDAVD, { timeoutMs: 30_000 });
+}
+
+/** Stops spice-webdavd in the guest (dbus and avahi stay up for the next start). */
+export async function stopSpiceWebdavd(vm: Vm): Promise<void> {
+  await vm.run('killall spice-webdavd; i=0; while pidof spice-webdavd >/dev/null; do i=$((i+1)); [ $i -gt 100 ] && exit 1; usleep 50000; done', { timeoutMs: 15_000 });
+}
+
+/** Starts `spicedav guest` from the image's build in the guest, logging to /tmp/spicedav-guest.log. */
+export async function startSpicedavGuest(vm: Vm): Promise<void> {
+  await vm.run(`node ${GUEST_CLI} guest >/tmp/spicedav-guest.log 2>&1 & echo $! >/tmp/spicedav-guest.pid`);
+}
+
+/** Stops the `spicedav guest` started by startSpicedavGuest (SIGTERM, bounded). */
+export async function stopSpicedavGuest(vm: Vm): Promise<void> {
+  await vm.run('pid=$(cat /tmp/spicedav-guest.pid); kill $pid; i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); [ $i -gt 200 ] && exit 1; usleep 50000; done', { timeoutMs: 20_000 });
+}
+
+/** The guest daemon's log (for failure messages). */
+export async function guestLog(vm: Vm, name: 'spicedav-guest' | 'spice-webdavd'): Promise<string> {
+  return (await vm.exec(`tail -c 4000 /tmp/${name}.log 2>&1`, { timeoutMs: 10_000 })).output;
+}
