@@ -25,6 +25,8 @@ export interface DbusMessage {
   serial: number;
   replySerial?: number;
   errorName?: string;
+  path?: string;
+  member?: string;
   signature: string;
   body: DbusValue[];
 }
@@ -154,31 +156,36 @@ function skipType(sig: string, i: number): number {
   return i + 1;
 }
 
-/** Encodes a method call. Pure; exported for the hex-vector tests. */
-export function encodeMethodCall(call: {
+/** A message to encode: a method call (type 1), or a reply (type 2, with `replySerial`) as a test bus sends. */
+export interface DbusOutgoing {
+  type?: number;
   serial: number;
-  destination: string;
-  path: string;
-  iface: string;
-  member: string;
+  replySerial?: number;
+  destination?: string;
+  path?: string;
+  iface?: string;
+  member?: string;
   signature?: string;
   args?: DbusValue[];
-}): Buffer {
+}
+
+/** Encodes one message (little-endian). Pure; the method-call vectors are checked in the unit tests. */
+export function encodeMessage(msg: DbusOutgoing): Buffer {
   const body = new Writer();
-  const signature = call.signature ?? '';
+  const signature = msg.signature ?? '';
   let j = 0;
-  for (const arg of call.args ?? []) j = body.value(signature, j, arg);
-  const fields: DbusValue[] = [
-    [1, ['o', call.path]],
-    [2, ['s', call.iface]],
-    [3, ['s', call.member]],
-    [6, ['s', call.destination]],
-  ];
+  for (const arg of msg.args ?? []) j = body.value(signature, j, arg);
+  const fields: DbusValue[] = [];
+  if (msg.path !== undefined) fields.push([1, ['o', msg.path]]);
+  if (msg.iface !== undefined) fields.push([2, ['s', msg.iface]]);
+  if (msg.member !== undefined) fields.push([3, ['s', msg.member]]);
+  if (msg.replySerial !== undefined) fields.push([5, ['u', msg.replySerial]]);
+  if (msg.destination !== undefined) fields.push([6, ['s', msg.destination]]);
   if (signature) fields.push([8, ['g', signature]]);
   const head = new Writer();
-  for (const b of [0x6c, TYPE_CALL, 0, 1]) head.byte(b);
+  for (const b of [0x6c, msg.type ?? TYPE_CALL, 0, 1]) head.byte(b);
   head.u32(body.length);
-  head.u32(call.serial);
+  head.u32(msg.serial);
   head.value('a(yv)', 0, fields);
   head.align(8);
   return Buffer.concat([head.toBuffer(), body.toBuffer()]);
@@ -222,6 +229,12 @@ class Reader {
       case 'i': {
         const v = this.u32();
         return [v | 0, i + 1];
+      }
+      case 'q': {
+        this.align(2);
+        const v = this.#le ? this.#buf.readUInt16LE(this.pos) : this.#buf.readUInt16BE(this.pos);
+        this.pos += 2;
+        return [v, i + 1];
       }
       case 's':
       case 'o': {
@@ -288,7 +301,9 @@ export function decodeMessage(buf: Buffer): DbusMessage {
   const msg: DbusMessage = { type: buf[1] as number, serial: le ? buf.readUInt32LE(8) : buf.readUInt32BE(8), signature: '', body: [] };
   for (const f of fields as DbusValue[][]) {
     const [code, [, v]] = f as [number, [string, DbusValue]];
-    if (code === 4) msg.errorName = v as string;
+    if (code === 1) msg.path = v as string;
+    else if (code === 3) msg.member = v as string;
+    else if (code === 4) msg.errorName = v as string;
     else if (code === 5) msg.replySerial = v as number;
     else if (code === 8) msg.signature = v as string;
   }
@@ -392,7 +407,7 @@ export class DbusConnection {
   call(destination: string, path: string, iface: string, member: string, signature?: string, args?: DbusValue[]): Promise<DbusValue[]> {
     if (this.#closedErr) return Promise.reject(this.#closedErr);
     const serial = ++this.#serial;
-    const bytes = encodeMethodCall({ serial, destination, path, iface, member, signature, args });
+    const bytes = encodeMessage({ serial, destination, path, iface, member, signature, args });
     return new Promise<DbusMessage>((resolve, reject) => {
       this.#pending.set(serial, { resolve, reject });
       this.#socket.write(bytes);
