@@ -19,3 +19,31 @@ export type {
   MemoryPortDevice,
   HostErrorCode,
 } from './host/index.js';
+export {
+  GuestProxy,
+  GuestError,
+  GuestErrorCode,
+  VirtioPortDevice,
+  UnixSocketPortDevice,
+  AvahiAdvertiser,
+  portDeviceFromSpec,
+  DEFAULT_GUEST_PORT,
+  DEFAULT_GUEST_HOSTS,
+  DEFAULT_WAIT_FOR_HOST,
+  DEFAULT_PORT_PATH,
+  LINUX_PORT_PATH,
+  WINDOWS_PORT_PATH,
+} from './guest/index.js';
+export type {
+  GuestProxyOptions,
+  GuestProxyState,
+  GuestProxyStateEvent,
+  GuestProxyStats,
+  GuestConnectionEvent,
+  GuestDisconnectEvent,
+  PortDevice,
+  PortDeviceOptions,
+  VirtioPortDeviceOptions,
+  UnixSocketPortDeviceOptions,
+  MdnsAdvertiser,
+} from './guest/index.js';
