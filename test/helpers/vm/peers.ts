@@ -72,9 +72,9 @@ export async function startSpicedavGuest(vm: Vm): Promise<void> {
   await vm.run(`node ${GUEST_CLI} guest >/tmp/spicedav-guest.log 2>&1 & echo $! >/tmp/spicedav-guest.pid`);
 }
 
-/** Stops the `spicedav guest` started by startSpicedavGuest (SIGTERM, bounded). */
+/** Stops the `spicedav guest` started by startSpicedavGuest, if one runs (SIGTERM, bounded). */
 export async function stopSpicedavGuest(vm: Vm): Promise<void> {
-  await vm.run('pid=$(cat /tmp/spicedav-guest.pid); kill $pid; i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); [ $i -gt 200 ] && exit 1; usleep 50000; done', { timeoutMs: 20_000 });
+  await vm.run('[ -f /tmp/spicedav-guest.pid ] || exit 0; pid=$(cat /tmp/spicedav-guest.pid); rm /tmp/spicedav-guest.pid; kill $pid; i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); [ $i -gt 200 ] && exit 1; usleep 50000; done', { timeoutMs: 20_000 });
 }
 
 /** The guest daemon's log (for failure messages). */
