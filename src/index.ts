@@ -5,8 +5,8 @@
 export { SpicedavError, hasCode } from './errors.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, CreateLoggerOptions } from './log.js';
-export { connectSpice, SpiceSession, SpicePortChannel, SpiceError, SPICE_CHANNEL_WEBDAV } from './spice/index.js';
-export type { ConnectSpiceOptions, SpiceEndpoint, SpiceTlsOptions, SpiceErrorCode, PortCloseReason } from './spice/index.js';
+export { connectSpice, parseSpiceUri, SpiceSession, SpicePortChannel, SpiceError, SPICE_CHANNEL_WEBDAV } from './spice/index.js';
+export type { ConnectSpiceOptions, SpiceAddress, SpiceEndpoint, SpiceTlsOptions, SpiceErrorCode, PortCloseReason } from './spice/index.js';
 export { Share, SpiceTransport, QemuSocketTransport, MemoryTransport, createMemoryTransport, HostError } from './host/index.js';
 export type {
   ShareOptions,

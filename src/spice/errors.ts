@@ -37,6 +37,8 @@ export type SpiceErrorCode =
   | 'SPICE_ERR_TIMEOUT'
   /** The connection ended unexpectedly (server closed it, QEMU exited, another client took over). */
   | 'SPICE_ERR_CONNECTION_LOST'
+  /** A SPICE URI that is not spice://HOST:PORT, spice+tls://HOST:TLS_PORT or spice://HOST?port=&tls-port=. */
+  | 'SPICE_ERR_INVALID_URI'
   /** The channel or session was closed or destroyed locally. */
   | 'SPICE_ERR_CLOSED';
 

@@ -7,6 +7,7 @@ export { SpiceSession } from './main-channel.js';
 export { SpicePortChannel, type PortCloseReason, type SpicePortChannelOptions } from './port-channel.js';
 export type { SpiceEndpoint } from './channel-connection.js';
 export type { SpiceTlsOptions } from './tls.js';
+export { parseSpiceUri, type SpiceAddress } from './uri.js';
 export { SpiceError, type SpiceErrorCode } from './errors.js';
 export { SpiceChannelProtocol, ChannelState, type ChannelProtocolOptions, type MessageHandler } from './channel.js';
 export type { ChannelId } from './messages.js';
