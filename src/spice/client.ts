@@ -8,8 +8,11 @@ import { SpiceError } from './errors.js';
 import { checkPassword } from './link.js';
 import { SpiceSession } from './main-channel.js';
 
-/** Options of {@link connectSpice}: where the server is and how to authenticate. */
-export type ConnectSpiceOptions = SpiceEndpoint;
+/** Options of {@link connectSpice}: where the server is, how to authenticate, and a signal to give up. */
+export interface ConnectSpiceOptions extends SpiceEndpoint {
+  /** Aborting it while connecting rejects with SPICE_ERR_CLOSED at once. */
+  signal?: AbortSignal;
+}
 
 /**
  * Connect to a SPICE server and link its main channel. Rejects with a SpiceError whose code tells what went
@@ -24,12 +27,18 @@ export async function connectSpice(options: ConnectSpiceOptions): Promise<SpiceS
       throw new SpiceError('SPICE_ERR_CONNECT', `invalid SPICE ${name} ${String(v)}: expected 1-65535`);
     }
   }
-  const session = new SpiceSession(options);
+  const { signal, ...endpoint } = options;
+  if (signal?.aborted) throw new SpiceError('SPICE_ERR_CLOSED', 'connecting to the SPICE server was aborted');
+  const session = new SpiceSession(endpoint);
+  const onAbort = () => void session.destroy(new SpiceError('SPICE_ERR_CLOSED', 'connecting to the SPICE server was aborted'));
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await session.connect();
   } catch (err) {
     await session.destroy();
     throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
   return session;
 }

@@ -108,7 +108,7 @@ export class SpiceTransport extends EventEmitter implements Transport {
       this.#setState({ state: 'connecting', detail: `connecting to ${this.#where}` });
       let session: SpiceSession;
       try {
-        session = await connectSpice(this.#opts);
+        session = await connectSpice({ ...this.#opts, signal });
       } catch (err) {
         if (signal.aborted) break;
         if (FATAL.has((err as { code?: string }).code ?? '')) {

@@ -154,3 +154,18 @@ test('port stream backpressure: the socket is not read while the stream consumer
   while (got < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.equal(got, total);
 });
+
+test('spice transport: close() while the server never answers the link returns at once', { timeout: 20_000 }, async (t) => {
+  const { createServer } = await import('node:net');
+  const silent = createServer((s) => s.on('error', () => {}));
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  t.after(() => silent.close());
+  const tr = new SpiceTransport({ host: '127.0.0.1', port: (silent.address() as { port: number }).port });
+  tr.start();
+  await waitState(tr, (s) => s.state === 'connecting', 'connecting');
+  const started = Date.now();
+  await tr.close();
+  assert.ok(Date.now() - started < 1000, `close took ${Date.now() - started} ms`);
+  assert.equal(tr.state.state, 'closed');
+});
