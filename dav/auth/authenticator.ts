@@ -1,0 +1,12 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Checks the credentials of a request on a listener that requires them. `challenges()` are the
+ * WWW-Authenticate values sent with a 401. Implementations: BasicAuth (htpasswd), DigestAuth (htdigest).
+ */
+export interface Authenticator {
+  /** The user name when the request carries valid credentials, else null. */
+  check(req: IncomingMessage): Promise<string | null>;
+  /** WWW-Authenticate header values for a 401 answer. */
+  challenges(): string[];
+}

@@ -1,0 +1,58 @@
+/**
+ * COPY and MOVE (RFC 4918 §9.8, §9.9): Destination on this server and inside the share, Depth, Overwrite.
+ * Dead properties travel with the resource; locks do not (a moved resource leaves its locks behind, and the
+ * source's locks are released).
+ */
+import { DavError, forbidden, notFound, preconditionFailed } from '../errors.js';
+import { hrefOf, isWithin } from '../paths.js';
+import { MultiStatus, send, statusResponse } from '../respond.js';
+import { parseDepth } from '../headers/depth.js';
+import { parseOverwrite } from '../headers/overwrite.js';
+import { parseDestination } from '../headers/destination.js';
+import { checkIfHeader, checkLocks } from '../preconditions.js';
+import { splitKey } from '../props/dead-store.js';
+import type { RequestContext } from '../context.js';
+import type { MethodHandler } from './types.js';
+
+async function copyOrMove(ctx: RequestContext, move: boolean): Promise<void> {
+  const src = await ctx.entry();
+  if (!src) throw notFound(ctx.path);
+  const dest = parseDestination(ctx.header('destination'), ctx.host).path;
+  const depth = parseDepth(ctx.header('depth'), 'infinity');
+  if (depth === 1 || (move && depth !== 'infinity')) throw new DavError(400, 'DAV_ERR_BAD_DEPTH', `${move ? 'MOVE needs Depth: infinity' : 'COPY takes Depth 0 or infinity'}`);
+  const overwrite = parseOverwrite(ctx.header('overwrite'));
+  if (dest === ctx.path) throw forbidden('source and destination are the same resource');
+  if (dest === '/' || ctx.path === '/') throw forbidden('the root of the share cannot be copied over or moved');
+  if (isWithin(dest, ctx.path) || isWithin(ctx.path, dest)) throw forbidden('source and destination must not contain each other');
+  await checkIfHeader(ctx);
+  if (move) checkLocks(ctx, ctx.path, { depthInfinity: true, membership: true });
+  checkLocks(ctx, dest, { depthInfinity: true, membership: true });
+  const { storage, props, locks } = ctx.dav;
+  const existing = await storage.stat(dest);
+  if (existing) {
+    if (!overwrite) throw preconditionFailed(`${dest} exists and Overwrite is F`);
+    const failures = await storage.remove(dest);
+    await props.removeTree(dest);
+    if (failures.length) {
+      const ms = new MultiStatus(ctx.res);
+      for (const f of failures) await ms.add(statusResponse(hrefOf(f.path, false), f.error.status, f.error));
+      await ms.end();
+      return;
+    }
+  }
+  if (move) {
+    await storage.move(ctx.path, dest);
+    await props.moveTree(ctx.path, dest);
+    locks.removeWithin(ctx.path);
+  } else {
+    await storage.copy(ctx.path, dest, src.collection ? depth : 0);
+    if (depth === 'infinity') await props.copyTree(ctx.path, dest);
+    else await props.patch(dest, [...(props.get(ctx.path) ?? [])].map(([k, xml]) => ({ ...splitKey(k), xml })), []);
+  }
+  send(ctx.res, existing ? 204 : 201, existing ? {} : { Location: hrefOf(dest, src.collection) });
+}
+
+/** COPY: 201 created, 204 overwritten, 412 Overwrite F on an existing destination, 409 without parent, 502 other host. */
+export const copy: MethodHandler = { write: true, handle: (ctx) => copyOrMove(ctx, false) };
+/** MOVE: as COPY, then the source is gone. */
+export const move: MethodHandler = { write: true, handle: (ctx) => copyOrMove(ctx, true) };

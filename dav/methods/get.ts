@@ -1,0 +1,136 @@
+/**
+ * GET and HEAD: files with ETag/Last-Modified, conditionals, single and multiple ranges, streamed from one
+ * open descriptor with large reads and backpressure; collections answer with an HTML index.
+ */
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { nameOf } from '../paths.js';
+import { contentTypeOf } from '../mime.js';
+import { send } from '../respond.js';
+import { htmlIndex } from '../html-index.js';
+import { evaluateConditionals, ifRangeAllows, type Validators } from '../headers/conditional.js';
+import { parseRange, type ByteRange } from '../headers/range.js';
+import { checkIfHeader } from '../preconditions.js';
+import { preconditionFailed } from '../errors.js';
+import { Transfer } from '../transfer.js';
+import type { RequestContext } from '../context.js';
+import type { ReadHandle } from '../storage/backend.js';
+import type { MethodHandler } from './types.js';
+
+/** Files up to this size are read in one call and sent with one write: cheaper than a stream for small files. */
+const SMALL_FILE = 64 * 1024;
+
+async function getOrHead(ctx: RequestContext): Promise<void> {
+  const head = ctx.req.method === 'HEAD';
+  const opened = await ctx.dav.storage.openRead(ctx.path);
+  if ('collection' in opened) {
+    if (ctx.header('if') !== undefined) await checkIfHeader(ctx);
+    const html = Buffer.from(htmlIndex(ctx.path, await ctx.dav.storage.list(ctx.path)), 'utf8');
+    ctx.res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': html.length, ETag: opened.entry.etag });
+    ctx.res.end(head ? undefined : html);
+    return;
+  }
+  try {
+    await serveFile(ctx, opened, head);
+  } finally {
+    await opened.close();
+  }
+}
+
+async function serveFile(ctx: RequestContext, file: ReadHandle, head: boolean): Promise<void> {
+  const { entry } = file;
+  const { res } = ctx;
+  const v: Validators = { etag: entry.etag, lastModified: new Date(entry.mtimeMs) };
+  if (ctx.header('if') !== undefined) await checkIfHeader(ctx);
+  const outcome = evaluateConditionals(ctx.req.method ?? 'GET', ctx.req.headers, v);
+  const validators = { ETag: entry.etag, 'Last-Modified': new Date(entry.mtimeMs).toUTCString() };
+  if (outcome === 412) throw preconditionFailed('If-Match / If-Unmodified-Since did not match the current file');
+  if (outcome === 304) {
+    res.writeHead(304, validators);
+    res.end();
+    return;
+  }
+  const type = contentTypeOf(nameOf(ctx.path));
+  const size = entry.size;
+  const ranges = ifRangeAllows(ctx.header('if-range'), v) ? parseRange(ctx.header('range'), size, ctx.dav.limits.maxRanges) : null;
+  const common = { ...validators, 'Accept-Ranges': 'bytes' };
+  if (ranges === 'unsatisfiable') {
+    send(res, 416, { ...common, 'Content-Range': `bytes */${size}` });
+    return;
+  }
+  if (ranges === null || ranges.length === 1) {
+    const r: ByteRange = ranges?.[0] ?? { start: 0, end: size - 1 };
+    const length = size === 0 ? 0 : r.end - r.start + 1;
+    const headers: Record<string, string | number> = { ...common, 'Content-Type': type, 'Content-Length': length };
+    if (ranges) headers['Content-Range'] = `bytes ${r.start}-${r.end}/${size}`;
+    res.writeHead(ranges ? 206 : 200, headers);
+    if (head || length === 0) {
+      res.end();
+      return;
+    }
+    const transfer = new Transfer(ctx.req.method ?? 'GET', ctx.path, 'out', length);
+    ctx.dav.startTransfer(transfer);
+    try {
+      if (!ranges && size <= SMALL_FILE) {
+        const buf = await file.readAll();
+        transfer.bytes = buf.length;
+        res.end(buf);
+      } else {
+        await pipeline(file.stream(r.start, r.end), counter(transfer), res);
+      }
+      transfer.finish();
+    } catch (err) {
+      transfer.finish(err as Error);
+      throw err;
+    }
+    return;
+  }
+  await sendMultipart(ctx, file, ranges, type, common, head);
+}
+
+/** multipart/byteranges (RFC 9110 §14.6) with an exact Content-Length. */
+async function sendMultipart(ctx: RequestContext, file: ReadHandle, ranges: ByteRange[], type: string, common: Record<string, string>, head: boolean): Promise<void> {
+  const size = file.entry.size;
+  const boundary = `spicedav-${randomBytes(12).toString('hex')}`;
+  const heads = ranges.map((r, i) => Buffer.from(`${i ? '\r\n' : ''}--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`));
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const length = heads.reduce((n, h) => n + h.length, 0) + ranges.reduce((n, r) => n + r.end - r.start + 1, 0) + tail.length;
+  ctx.res.writeHead(206, { ...common, 'Content-Type': `multipart/byteranges; boundary=${boundary}`, 'Content-Length': length });
+  if (head) {
+    ctx.res.end();
+    return;
+  }
+  const transfer = new Transfer(ctx.req.method ?? 'GET', ctx.path, 'out', length);
+  ctx.dav.startTransfer(transfer);
+  try {
+    for (const [i, r] of ranges.entries()) {
+      await write(ctx, heads[i] as Buffer);
+      await pipeline(file.stream(r.start, r.end), counter(transfer), ctx.res, { end: false });
+    }
+    ctx.res.end(tail);
+    transfer.finish();
+  } catch (err) {
+    transfer.finish(err as Error);
+    throw err;
+  }
+}
+
+function write(ctx: RequestContext, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => ctx.res.write(chunk, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Counts bytes into a Transfer as they pass. */
+function counter(t: Transfer): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      t.bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+}
+
+/** GET: the file, a range of it, or a collection's HTML index. */
+export const get: MethodHandler = { write: false, handle: getOrHead };
+/** HEAD: GET's headers without the body. */
+export const headMethod: MethodHandler = { write: false, handle: getOrHead };

@@ -1,0 +1,51 @@
+/**
+ * PUT: streamed to a temporary file in the target directory with backpressure, then renamed over the target
+ * (storage.write). Everything that can refuse the request is checked before the body is accepted, so with
+ * `Expect: 100-continue` a refused upload never sends its body.
+ */
+import { DavError, preconditionFailed } from '../errors.js';
+import { hrefOf } from '../paths.js';
+import { send } from '../respond.js';
+import { evaluateConditionals } from '../headers/conditional.js';
+import { checkIfHeader, checkLocks } from '../preconditions.js';
+import { Transfer } from '../transfer.js';
+import type { MethodHandler } from './types.js';
+
+/** PUT: 201 when created, 204 when replaced; 405 on a collection, 409 without a parent collection. */
+export const put: MethodHandler = {
+  write: true,
+  async handle(ctx) {
+    // RFC 9110 §14.4: a partial PUT must be refused rather than applied as a whole-file write.
+    if (ctx.header('content-range') !== undefined) throw new DavError(400, 'DAV_ERR_PARTIAL_PUT', 'PUT with Content-Range is not supported; send the whole file');
+    const existing = await ctx.entry();
+    if (existing?.collection) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${ctx.path} is a collection; PUT needs a file URL`);
+    await checkIfHeader(ctx);
+    const v = { etag: existing?.etag ?? null, lastModified: existing ? new Date(existing.mtimeMs) : null };
+    if (evaluateConditionals('PUT', ctx.req.headers, v) !== 'proceed') throw preconditionFailed('If-Match / If-None-Match did not hold for the current file');
+    checkLocks(ctx, ctx.path, { membership: !existing });
+    const declared = ctx.req.headers['content-length'];
+    const total = declared === undefined ? undefined : Number(declared);
+    if (total !== undefined && total > ctx.dav.limits.maxUploadBytes) {
+      throw new DavError(413, 'DAV_ERR_TOO_LARGE', `the upload exceeds the limit of ${ctx.dav.limits.maxUploadBytes} bytes (option maxUploadBytes)`);
+    }
+    const transfer = new Transfer('PUT', ctx.path, 'in', total);
+    ctx.dav.startTransfer(transfer);
+    ctx.acceptBody();
+    try {
+      const { created, entry } = await ctx.dav.storage.write(ctx.path, ctx.req, {
+        maxBytes: ctx.dav.limits.maxUploadBytes,
+        onBytes: (n) => {
+          transfer.bytes += n;
+        },
+      });
+      transfer.finish();
+      ctx.invalidateEntry();
+      const headers: Record<string, string> = { ETag: entry.etag };
+      if (created) headers.Location = hrefOf(ctx.path, false);
+      send(ctx.res, created ? 201 : 204, headers);
+    } catch (err) {
+      transfer.finish(err as Error);
+      throw err;
+    }
+  },
+};

@@ -1,0 +1,202 @@
+/**
+ * The single place that decides what a URL means on disk and whether it stays inside the share.
+ *
+ * Two steps, kept apart on purpose:
+ * 1. `parseUrlPath` (pure): percent-decodes each segment of a request path strictly (bad escapes and invalid
+ *    UTF-8 are 400) and refuses anything that could climb out or confuse the host: `.`/`..` segments in any
+ *    encoding, an encoded slash (`%2f`), backslashes (raw or `%5c`), NUL, and fragments. The result is a
+ *    normalised DAV path: `/` or `/a/b` (decoded, no trailing slash, no empty segments).
+ * 2. `Confinement.resolve` (I/O): maps that path under the share root and checks symlinks with realpath at use
+ *    time. Policy `never` (default) refuses any path that passes through a symlink; `inside` follows a link only
+ *    when its real target is inside the real root. A dangling link is always refused, so nothing can be
+ *    created through one.
+ */
+import { realpath, lstat } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
+import { DavError, badRequest, forbidden, fsError } from './errors.js';
+
+/** How symlinks met under the share root are treated. */
+export type SymlinkPolicy = 'never' | 'inside';
+
+/** A request path after `parseUrlPath`: `/` or `/seg/seg` with decoded segments. */
+export type DavPath = string;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decode one path segment: strict `%XX` escapes, UTF-8 that must be valid. */
+function decodeSegment(raw: string): string {
+  if (!raw.includes('%')) return raw;
+  const bytes: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 0x25) {
+      const hex = raw.slice(i + 1, i + 3);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw badRequest('DAV_ERR_BAD_PATH', `bad percent-escape in path segment "${raw}"`);
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else if (c < 0x80) {
+      bytes.push(c);
+    } else {
+      bytes.push(...Buffer.from(raw[i] ?? '', 'utf8'));
+    }
+  }
+  try {
+    return utf8.decode(Uint8Array.from(bytes));
+  } catch (err) {
+    throw badRequest('DAV_ERR_BAD_PATH', `path segment "${raw}" is not valid UTF-8 once decoded`, err);
+  }
+}
+
+/** True when a decoded segment is refused: it could climb out of the share or be read differently by a host. */
+function badSegment(seg: string): boolean {
+  return seg === '.' || seg === '..' || seg.includes('/') || seg.includes('\\') || seg.includes('\0');
+}
+
+/**
+ * Turn the path part of a request target (or of a Destination URL) into a DAV path. Accepts origin-form
+ * (`/a/b?q`) and absolute-form (`http://host/a/b`); the query is ignored. Throws DavError 400 on anything unsafe.
+ */
+export function parseUrlPath(target: string): { path: DavPath; trailingSlash: boolean } {
+  let raw = target;
+  const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(raw);
+  if (abs) raw = raw.slice(abs[0].length) || '/';
+  if (raw.includes('#')) throw badRequest('DAV_ERR_BAD_PATH', 'a request URI must not carry a fragment (#)');
+  const q = raw.indexOf('?');
+  if (q >= 0) raw = raw.slice(0, q);
+  if (!raw.startsWith('/')) throw badRequest('DAV_ERR_BAD_PATH', `path "${raw}" must start with /`);
+  if (raw.includes('\\')) throw badRequest('DAV_ERR_BAD_PATH', 'backslashes are not allowed in paths');
+  const segments: string[] = [];
+  for (const part of raw.split('/')) {
+    if (part === '') continue;
+    const seg = decodeSegment(part);
+    if (badSegment(seg)) throw badRequest('DAV_ERR_BAD_PATH', `path segment "${part}" is not allowed (dot segment, encoded slash, backslash or NUL)`);
+    segments.push(seg);
+  }
+  return { path: '/' + segments.join('/'), trailingSlash: raw.length > 1 && raw.endsWith('/') };
+}
+
+/** The parent of a DAV path (`/` for top-level entries and for `/` itself). */
+export function parentOf(path: DavPath): DavPath {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+/** The last segment of a DAV path ('' for the root). */
+export function nameOf(path: DavPath): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** Join a DAV path and a child name. */
+export function childOf(path: DavPath, name: string): DavPath {
+  return path === '/' ? `/${name}` : `${path}/${name}`;
+}
+
+/** True when `inner` is `outer` or below it. */
+export function isWithin(inner: DavPath, outer: DavPath): boolean {
+  return outer === '/' || inner === outer || inner.startsWith(outer + '/');
+}
+
+/** The ancestors of a path, nearest first, ending with `/` (empty for `/`). */
+export function ancestorsOf(path: DavPath): DavPath[] {
+  const out: DavPath[] = [];
+  let p = path;
+  while (p !== '/') {
+    p = parentOf(p);
+    out.push(p);
+  }
+  return out;
+}
+
+/** Percent-encode a DAV path for use in an href or a Location header; collections get a trailing slash. */
+export function hrefOf(path: DavPath, collection: boolean): string {
+  const enc = path === '/' ? '/' : path.split('/').map(encodeURIComponent).join('/');
+  return collection && !enc.endsWith('/') ? enc + '/' : enc;
+}
+
+/** Where a DAV path lives on disk, once checked. */
+export interface Resolved {
+  /** The real path to read or write through (links the policy allows are followed). */
+  target: string;
+  /** The directory entry itself (parent resolved, last name as is): what DELETE and MOVE act on. */
+  entry: string;
+  /** False when nothing exists there yet (a PUT, MKCOL or LOCK may create it). */
+  exists: boolean;
+  /** When `exists` is false: whether the parent exists and is a directory (else creating is a 409). */
+  parentIsDir: boolean;
+}
+
+/**
+ * Maps DAV paths to real paths under one root, enforcing the symlink policy. The root is realpath'd once;
+ * every resolution compares the realpath of the candidate against it, at use time.
+ */
+export class Confinement {
+  /** The real, absolute share root (no trailing slash unless it is `/`). */
+  readonly root: string;
+  readonly policy: SymlinkPolicy;
+  readonly #prefix: string;
+
+  constructor(root: string, policy: SymlinkPolicy = 'never') {
+    try {
+      this.root = realpathSync.native(root);
+    } catch (err) {
+      throw new DavError(500, 'DAV_ERR_ROOT', `the share root ${root} cannot be opened; check that it exists and is a directory`, { cause: err });
+    }
+    this.policy = policy;
+    this.#prefix = this.root.endsWith('/') ? this.root : this.root + '/';
+  }
+
+  /** The lexical disk path of a DAV path (no checks; only for messages and for building children). */
+  lexical(path: DavPath): string {
+    return path === '/' ? this.root : this.#prefix + path.slice(1);
+  }
+
+  /** True when a real path is the root or below it. */
+  contains(real: string): boolean {
+    return real === this.root || real.startsWith(this.#prefix);
+  }
+
+  /** Resolve a DAV path, refusing (403) any path the symlink policy forbids. */
+  async resolve(path: DavPath): Promise<Resolved> {
+    const lexical = this.lexical(path);
+    let real: string;
+    try {
+      real = await realpath(lexical);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return this.#resolveMissing(path, code);
+      throw fsError(err, path);
+    }
+    if (real === lexical) return { target: real, entry: real, exists: true, parentIsDir: true };
+    if (this.policy === 'never' || !this.contains(real)) throw this.#linkRefused(path);
+    const parent = path === '/' ? null : await this.resolve(parentOf(path));
+    const entry = parent ? `${parent.target === '/' ? '' : parent.target}/${nameOf(path)}` : real;
+    return { target: real, entry, exists: true, parentIsDir: true };
+  }
+
+  async #resolveMissing(path: DavPath, code: string): Promise<Resolved> {
+    if (path === '/') throw new DavError(500, 'DAV_ERR_ROOT', `the share root ${this.root} has disappeared`);
+    const parent = await this.resolve(parentOf(path));
+    const target = `${parent.target === '/' ? '' : parent.target}/${nameOf(path)}`;
+    if (!parent.exists || code === 'ENOTDIR') return { target, entry: target, exists: false, parentIsDir: false };
+    try {
+      const st = await lstat(target);
+      // realpath failed but the entry exists: a dangling (or looping) symlink. Creating through it could write
+      // wherever it points, so it is refused under every policy.
+      if (st.isSymbolicLink()) throw this.#linkRefused(path);
+      return { target, entry: target, exists: true, parentIsDir: true };
+    } catch (err) {
+      const c = (err as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT') return { target, entry: target, exists: false, parentIsDir: true };
+      if (c === 'ENOTDIR') return { target, entry: target, exists: false, parentIsDir: false };
+      throw fsError(err, path);
+    }
+  }
+
+  #linkRefused(path: DavPath): DavError {
+    return forbidden(
+      this.policy === 'never'
+        ? `${path} goes through a symbolic link; the share does not follow links (option followSymlinks: 'inside')`
+        : `${path} goes through a symbolic link that leads outside the share`,
+    );
+  }
+}

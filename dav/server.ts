@@ -1,0 +1,222 @@
+/**
+ * DavServer: the WebDAV server for one folder. One `http.Server` parses HTTP for every connection — sockets
+ * from `listen()` and any Duplex handed to `handleConnection()` (a SPICE mux channel) — with no request or
+ * keep-alive timeout, so long transfers and idle mux connections are never cut. Requests go through a flat
+ * dispatch table of method handlers; errors become responses in `respond.ts` only.
+ */
+import { EventEmitter } from 'node:events';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { basename, join, resolve as resolvePath } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { silentLogger, type Logger } from '../src/log.js';
+import { DavError } from './errors.js';
+import { Confinement } from './paths.js';
+import { DEFAULT_LIMITS, type DavLimits, type DavServerOptions } from './options.js';
+import { FsStorage } from './storage/fs.js';
+import { LockManager } from './locks.js';
+import { DeadPropStore } from './props/dead-store.js';
+import { RequestContext, type DavShared } from './context.js';
+import { send, sendError } from './respond.js';
+import { checkWritable } from './preconditions.js';
+import type { Transfer } from './transfer.js';
+import type { Authenticator } from './auth/authenticator.js';
+import { options } from './methods/options.js';
+import { get, headMethod } from './methods/get.js';
+import { put } from './methods/put.js';
+import { del } from './methods/delete.js';
+import { mkcol } from './methods/mkcol.js';
+import { copy, move } from './methods/copymove.js';
+import { propfind } from './methods/propfind.js';
+import { proppatch } from './methods/proppatch.js';
+import { lock } from './methods/lock.js';
+import { unlock } from './methods/unlock.js';
+import type { MethodHandler } from './methods/types.js';
+
+const METHODS: Readonly<Record<string, MethodHandler>> = {
+  OPTIONS: options, GET: get, HEAD: headMethod, PUT: put, DELETE: del, MKCOL: mkcol, COPY: copy, MOVE: move,
+  PROPFIND: propfind, PROPPATCH: proppatch, LOCK: lock, UNLOCK: unlock,
+};
+
+/** Options of `DavServer.listen`. */
+export interface ListenOptions {
+  /** TCP port; 0 (default) picks a free one. */
+  port?: number;
+  /** Address to bind; default 127.0.0.1. */
+  host?: string;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Require credentials on this listener (Basic or Digest, see `dav/auth`). Connections from handleConnection never need any. */
+  auth?: Authenticator;
+  /** Allow binding beyond loopback without auth (refused by default: anyone on the network could write the share). */
+  allowUnauthenticatedRemote?: boolean;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+/** The default place for the dead-property journal of a share root. */
+export function defaultStateFile(stateDir: string | undefined, realRoot: string): string {
+  const dir = stateDir ?? join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'spicedav');
+  return join(dir, `props-${createHash('sha256').update(realRoot).digest('hex').slice(0, 16)}.jsonl`);
+}
+
+/**
+ * A WebDAV (RFC 4918 class 1 and 2) server for one folder.
+ * Events: 'transfer' (t: Transfer) when a GET or PUT body starts; 'error' is never emitted for request errors
+ * (they are answered and logged).
+ */
+export class DavServer extends EventEmitter {
+  /** The real path of the shared folder. */
+  readonly root: string;
+  /** The limits in force (options merged over DEFAULT_LIMITS). */
+  readonly limits: DavLimits;
+  readonly #log: Logger;
+  readonly #http: http.Server;
+  readonly #listeners = new Set<net.Server>();
+  readonly #auth = new WeakMap<Duplex, Authenticator>();
+  readonly #shared: Promise<DavShared>;
+  readonly #serverName: string;
+  #active = 0;
+  #idle: (() => void) | null = null;
+  #closing: Promise<void> | null = null;
+
+  constructor(opts: DavServerOptions) {
+    super();
+    const log = opts.log ?? silentLogger;
+    this.#log = log;
+    const confinement = new Confinement(opts.root, opts.followSymlinks ?? 'never');
+    this.root = confinement.root;
+    const limits: DavLimits = { ...DEFAULT_LIMITS };
+    for (const k of Object.keys(DEFAULT_LIMITS) as (keyof DavLimits)[]) if (opts[k] !== undefined) limits[k] = opts[k] as number;
+    this.limits = limits;
+    this.#serverName = opts.serverName ?? 'spicedav';
+    const stateFile = opts.stateDir === false ? null : defaultStateFile(opts.stateDir, this.root);
+    if (stateFile && confinement.contains(resolvePath(stateFile))) {
+      throw new DavError(500, 'DAV_ERR_STATE_IN_SHARE', `the state directory ${stateFile} is inside the shared folder; choose another stateDir`);
+    }
+    this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
+      storage: new FsStorage(confinement, { readChunkBytes: limits.readChunkBytes }),
+      locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
+      props,
+      confinement,
+      limits,
+      readOnly: opts.readOnly ?? false,
+      log,
+      rootName: basename(confinement.root),
+      startTransfer: (t: Transfer) => this.emit('transfer', t),
+    }));
+    // Surface a store that cannot be opened on the first request rather than as an unhandled rejection.
+    this.#shared.catch((err: unknown) => log.error({ err }, 'dead-property store cannot be opened'));
+    this.#http = http.createServer(
+      {
+        requestTimeout: 0,
+        headersTimeout: limits.headersTimeout,
+        keepAliveTimeout: limits.keepAliveTimeout,
+        noDelay: true,
+      },
+      (req, res) => void this.#onRequest(req, res),
+    );
+    // Handling checkContinue ourselves means 100 Continue goes out only when a handler accepts the body, after
+    // every check that could refuse it (RFC 9110 §10.1.1).
+    this.#http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.#onRequest(req, res));
+    this.#http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      log.debug({ err: err.message, code: err.code }, 'bad HTTP from a client');
+      if (socket.writable && !(err.code === 'ECONNRESET')) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  /** Serve one HTTP/1.1 connection over any Duplex (a mux channel, a test pipe). No timeouts apply to it. */
+  handleConnection(socket: Duplex): void {
+    this.#http.emit('connection', socket);
+  }
+
+  /** Listen on TCP (or TLS) and serve connections there. Resolves with the bound address. */
+  async listen(o: ListenOptions = {}): Promise<AddressInfo> {
+    const host = o.host ?? '127.0.0.1';
+    if (!o.auth && !o.allowUnauthenticatedRemote && !LOOPBACK.test(host)) {
+      throw new DavError(500, 'DAV_ERR_INSECURE_LISTEN', `refusing to serve ${host} without authentication; give auth, or bind 127.0.0.1`);
+    }
+    const onSocket = (socket: Duplex) => {
+      if (o.auth) this.#auth.set(socket, o.auth);
+      this.handleConnection(socket);
+    };
+    const server = o.tls ? tls.createServer({ cert: o.tls.cert, key: o.tls.key }, onSocket) : net.createServer({ noDelay: true }, onSocket);
+    if (o.tls) server.on('tlsClientError', (err) => this.#log.debug({ err: err.message }, 'TLS handshake failed'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#listeners.add(server);
+    return server.address() as AddressInfo;
+  }
+
+  /** Stop listening, let requests in flight finish, close idle connections, then flush the property store. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all([...this.#listeners].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      this.#http.closeIdleConnections();
+      if (this.#active > 0) await new Promise<void>((r) => (this.#idle = r));
+      this.#http.closeAllConnections();
+      const shared = await this.#shared.catch(() => null);
+      await shared?.props.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Abort now: every connection is destroyed, then the store is flushed. */
+  async destroy(err?: Error): Promise<void> {
+    if (err) this.#log.warn({ err: err.message }, 'DAV server destroyed');
+    this.#http.closeAllConnections();
+    for (const s of this.#listeners) s.close();
+    this.#idle?.();
+    await this.close();
+  }
+
+  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#active++;
+    res.setHeader('Server', this.#serverName);
+    let ctx: RequestContext | null = null;
+    try {
+      const shared = await this.#shared;
+      const litmus = req.headers['x-litmus'];
+      const log = litmus ? shared.log.child({ litmus }) : shared.log;
+      log.debug({ method: req.method, url: req.url }, 'request');
+      if (this.#closing) res.setHeader('Connection', 'close');
+      const auth = req.socket && this.#auth.get(req.socket);
+      if (auth && !(await auth.check(req))) {
+        res.setHeader('WWW-Authenticate', auth.challenges());
+        send(res, 401, { 'Content-Type': 'text/plain; charset=utf-8' }, 'authentication required\n');
+        req.resume();
+        return;
+      }
+      ctx = new RequestContext(shared, req, res, log);
+      const handler = METHODS[req.method ?? ''];
+      if (!handler) throw new DavError(405, 'DAV_ERR_METHOD', `${req.method} is not supported here`);
+      if (handler.write) checkWritable(ctx);
+      await handler.handle(ctx);
+    } catch (err) {
+      if (ctx) sendError(ctx, err);
+      else this.#failEarly(res, err);
+    } finally {
+      if (--this.#active === 0 && this.#idle) this.#idle();
+    }
+  }
+
+  /** Errors before a RequestContext exists: a bad request path, or a store that failed to open. */
+  #failEarly(res: ServerResponse, err: unknown): void {
+    const status = err instanceof DavError ? err.status : 500;
+    if (!(err instanceof DavError)) this.#log.error({ err }, 'request failed before dispatch');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    send(res, status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }, err instanceof DavError ? err.message + '\n' : 'internal error; see the server log\n');
+  }
+}

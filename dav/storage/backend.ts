@@ -1,0 +1,76 @@
+import type { Readable } from 'node:stream';
+import type { DavPath } from '../paths.js';
+import type { DavError } from '../errors.js';
+
+/** What the server knows about one resource. */
+export interface Entry {
+  path: DavPath;
+  collection: boolean;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  atimeMs: number;
+  /** Creation time where the file system records it (statx btime), else the change time. */
+  birthtimeMs: number;
+  /** File mode bits (permissions), for Win32FileAttributes' read-only bit. */
+  mode: number;
+  /** Strong entity tag, quoted. */
+  etag: string;
+}
+
+/** An open file for GET: its entry at open time and ranged streams over the same descriptor. */
+export interface ReadHandle {
+  entry: Entry;
+  /** A stream of bytes [start, end] (inclusive); does not close the handle. */
+  stream(start: number, end: number): Readable;
+  /** Read a whole small file in one call. */
+  readAll(): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** A failure on one member of a collection during DELETE/COPY/MOVE, reported in a 207. */
+export interface MemberFailure {
+  path: DavPath;
+  error: DavError;
+}
+
+/** Free and used bytes of the storage holding a resource (RFC 4331). */
+export interface Space {
+  available: number;
+  used: number;
+}
+
+/**
+ * The narrow storage interface every method goes through. Paths are DAV paths (`/a/b`, decoded). Every method
+ * throws DavError: 403 for a path the symlink policy refuses (or the host denies), 404 when the resource is
+ * missing, 409 when a parent is missing or not a collection, 405 when a file operation meets a collection,
+ * 507 when the host is out of space.
+ */
+export interface Storage {
+  /** The resource at `path`, or null when nothing is there. */
+  stat(path: DavPath): Promise<Entry | null>;
+  /** The members of a collection (any order), hiding what the symlink policy does not follow. 404/409 (not a collection). */
+  list(path: DavPath): Promise<Entry[]>;
+  /** Open a file for reading; a collection gives `null` with its entry. 404 when missing. */
+  openRead(path: DavPath): Promise<ReadHandle | { entry: Entry; collection: true }>;
+  /**
+   * Store a body atomically: written to a temporary file in the target directory, then renamed over the
+   * target. If `body` fails or ends early, the old file (or nothing) stays. 405 on a collection, 409 without
+   * parent, 413 beyond `maxBytes`.
+   */
+  write(path: DavPath, body: Readable, options: { maxBytes: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }>;
+  /** Create an empty file if nothing is there (LOCK on an unmapped URL); true when created. 409 without parent. */
+  createEmpty(path: DavPath): Promise<boolean>;
+  /** Create a collection. 405 if something exists, 409 without parent. */
+  mkcol(path: DavPath): Promise<void>;
+  /** Remove a resource and everything below it; returns the members that could not be removed (empty = all gone). */
+  remove(path: DavPath): Promise<MemberFailure[]>;
+  /** Copy `from` to `to` (which must not exist); depth 0 copies a collection without its members. */
+  copy(from: DavPath, to: DavPath, depth: 0 | 'infinity'): Promise<void>;
+  /** Move `from` to `to` (which must not exist). */
+  move(from: DavPath, to: DavPath): Promise<void>;
+  /** Set access and/or modification times of the real file. */
+  setTimes(path: DavPath, times: { atimeMs?: number; mtimeMs?: number }): Promise<void>;
+  /** Free and used bytes of the file system holding `path`. */
+  space(path: DavPath): Promise<Space>;
+}
