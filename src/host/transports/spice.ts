@@ -180,7 +180,11 @@ export class SpiceTransport extends EventEmitter implements Transport {
     const link = new LinkStream(port.stream);
     this.#link = link;
     link.once('close', () => {
-      if (this.#link === link) this.#link = null;
+      if (this.#link !== link) return;
+      // The mux session gave the link up (a framing error) while the port stays open: a new session could only
+      // start mid-frame, so, like spice-gtk, wait for the guest to reopen the port.
+      this.#link = null;
+      this.#waitingForGuest('the mux session over the port ended');
     });
     this.#setState({ state: 'linked', detail: `guest attached through ${this.#where}` });
     this.emit('link', link);
