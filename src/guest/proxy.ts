@@ -6,6 +6,7 @@ import { MuxSession } from '../../mux/index.js';
 import type { MuxChannel, MuxSessionOptions } from '../../mux/index.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { hasCode } from '../errors.js';
 import { GuestError, GuestErrorCode } from './errors.js';
 import type { PortDevice, PortDeviceOptions } from './port-device.js';
 import { portDeviceFromSpec } from './device-spec.js';
@@ -337,16 +338,17 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
       return;
     }
     socket.setNoDelay(true);
-    if (this.#session) {
-      this.#bridge(socket);
-      return;
-    }
+    if (this.#session) this.#bridge(socket);
+    else this.#wait(socket);
+  }
+
+  /** No host right now: hold the connection, unread (pauseOnConnect), until one attaches or `waitForHost` ends. */
+  #wait(socket: Socket): void {
     const wait = this.#options.waitForHost ?? DEFAULT_WAIT_FOR_HOST;
     if (wait <= 0 || this.#waiting.size >= (this.#options.maxWaitingConnections ?? DEFAULT_MAX_WAITING_CONNECTIONS)) {
       this.#refuse(socket);
       return;
     }
-    // Leave its bytes unread (pauseOnConnect) until a host is there or the wait is over.
     const timer = setTimeout(() => {
       this.#waiting.delete(socket);
       this.#refuse(socket);
@@ -380,6 +382,8 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     try {
       channel = session.open();
     } catch (err) {
+      // The host just left and the session is winding down: this client waits for the next host like any other.
+      if (hasCode(err, 'MUX_ERR_DESTROYED')) return this.#wait(socket);
       this.#log.warn({ err: (err as Error).message }, 'cannot open a mux channel; local connection refused');
       this.#refuse(socket);
       return;
