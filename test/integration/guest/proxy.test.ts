@@ -114,7 +114,7 @@ test('host loss closes every client, keeps the listener, and service resumes whe
   await stateReached(proxy, 'attached', 3000);
   const resumeMs = Date.now() - back;
   t.diagnostic(`resumed ${resumeMs} ms after the host came back (poll interval ${POLL} ms)`);
-  assert.ok(resumeMs < POLL + 500, `resume took ${resumeMs} ms`);
+  assert.ok(resumeMs < POLL + 800, `resume took ${resumeMs} ms (bound: one poll interval plus scheduling slack)`);
   assert.equal((await earlyAnswer).toString(), 'waited', 'the waiting client is served once the host is back');
 
   const c = await tcp(portOf(proxy));
@@ -149,7 +149,7 @@ test('resume with the listen-mode socket device is immediate', async (t) => {
   await stateReached(proxy, 'attached');
   const ms = Date.now() - t0;
   t.diagnostic(`resumed in ${ms} ms`);
-  assert.ok(ms < 200, `resume took ${ms} ms`);
+  assert.ok(ms < 500, `resume took ${ms} ms`);
 });
 
 test('a stalled client does not block another moving 16 MiB', async (t) => {
