@@ -59,11 +59,20 @@ test('virtio device: a missing port is waited for; a regular file is refused wit
   await assert.rejects(portDeviceFromSpec(file), (e) => hasCode(e, 'GUEST_ERR_BAD_DEVICE'));
 });
 
-test('virtio device over a pty: raw mode, byte-exact both ways, master hang-up ends the stream', async (t) => {
+test('virtio device over a pty: idle reads back off, raw mode, byte-exact both ways, master hang-up ends the stream', async (t) => {
   if (!requireTool(t, 'python3') || !requireTool(t, 'stty', 'coreutils')) return;
   const host = await startPtyHost();
   t.after(() => host.child.kill());
   const port = await new VirtioPortDevice({ path: host.path }).open(AbortSignal.timeout(5000));
+
+  // Attached but quiet: reads back off to one per 50 ms (maxIdleDelay), not a spin.
+  port.resume();
+  await new Promise((r) => setTimeout(r, 200));
+  const reads0 = readSyscalls();
+  await new Promise((r) => setTimeout(r, 1000));
+  const idleReads = readSyscalls() - reads0;
+  assert.ok(idleReads >= 10 && idleReads < 60, `${idleReads} reads in 1 s of silence`);
+  port.pause();
 
   // Every byte value, including the ones a cooked tty rewrites or acts on (\r \n ^C ^D ^S ^Q ^Z DEL).
   const all = Buffer.alloc(256);
