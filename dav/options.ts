@@ -27,6 +27,8 @@ export interface DavLimits {
   maxWatchedDirs: number;
   /** Read size for GET bodies in bytes: large reads keep big downloads near the loopback limit. */
   readChunkBytes: number;
+  /** An inline file-system call slower than this (ms) moves the share to the thread pool for a while. */
+  inlineIoMaxMs: number;
 }
 
 /** The defaults of every limit. */
@@ -43,6 +45,7 @@ export const DEFAULT_LIMITS: Readonly<DavLimits> = Object.freeze({
   keepAliveTimeout: 0,
   maxWatchedDirs: 512,
   readChunkBytes: 1024 * 1024,
+  inlineIoMaxMs: 5,
 });
 
 /** Options of `new DavServer(...)`. */
@@ -58,8 +61,13 @@ export interface DavServerOptions extends Partial<DavLimits> {
    * Default: `$XDG_STATE_HOME/spicedav` (else `~/.local/state/spicedav`), one file per share root.
    */
   stateDir?: string | false;
-  /** Keep a chokidar-fed metadata cache (default true). */
+  /** Keep a chokidar-fed cache of directory listings (default true; see dav/cache.ts for why it is never stale). */
   cache?: boolean;
+  /**
+   * Make metadata calls and small reads/writes synchronously instead of through the thread pool (see
+   * dav/storage/io.ts). Default: on for local file systems, off for network and FUSE ones.
+   */
+  inlineIo?: boolean;
   /** The Server header; default `spicedav`. */
   serverName?: string;
   log?: Logger;

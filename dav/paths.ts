@@ -11,9 +11,9 @@
  *    when its real target is inside the real root. A dangling link is always refused, so nothing can be
  *    created through one.
  */
-import { realpath, lstat } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import { DavError, badRequest, forbidden, fsError } from './errors.js';
+import type { Io } from './storage/io.js';
 
 /** How symlinks met under the share root are treated. */
 export type SymlinkPolicy = 'never' | 'inside';
@@ -134,8 +134,10 @@ export class Confinement {
   readonly root: string;
   readonly policy: SymlinkPolicy;
   readonly #prefix: string;
+  readonly #io: Pick<Io, 'realpath' | 'lstat'>;
 
-  constructor(root: string, policy: SymlinkPolicy = 'never') {
+  constructor(root: string, policy: SymlinkPolicy, io: Pick<Io, 'realpath' | 'lstat'>) {
+    this.#io = io;
     try {
       this.root = realpathSync.native(root);
     } catch (err) {
@@ -160,7 +162,7 @@ export class Confinement {
     const lexical = this.lexical(path);
     let real: string;
     try {
-      real = await realpath(lexical);
+      real = await this.#io.realpath(lexical);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return this.#resolveMissing(path, code);
@@ -179,7 +181,7 @@ export class Confinement {
     const target = `${parent.target === '/' ? '' : parent.target}/${nameOf(path)}`;
     if (!parent.exists || code === 'ENOTDIR') return { target, entry: target, exists: false, parentIsDir: false };
     try {
-      const st = await lstat(target);
+      const st = await this.#io.lstat(target);
       // realpath failed but the entry exists: a dangling (or looping) symlink. Creating through it could write
       // wherever it points, so it is refused under every policy.
       if (st.isSymbolicLink()) throw this.#linkRefused(path);

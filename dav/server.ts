@@ -17,6 +17,8 @@ import { DavError } from './errors.js';
 import { Confinement } from './paths.js';
 import { DEFAULT_LIMITS, type DavLimits, type DavServerOptions } from './options.js';
 import { FsStorage } from './storage/fs.js';
+import { createIo, isLocalFileSystem } from './storage/io.js';
+import { MetaCache } from './cache.js';
 import { LockManager } from './locks.js';
 import { DeadPropStore } from './props/dead-store.js';
 import { RequestContext, type DavShared } from './context.js';
@@ -79,6 +81,7 @@ export class DavServer extends EventEmitter {
   readonly #auth = new WeakMap<Duplex, Authenticator>();
   readonly #shared: Promise<DavShared>;
   readonly #serverName: string;
+  readonly #cache: MetaCache | null;
   #active = 0;
   #idle: (() => void) | null = null;
   #closing: Promise<void> | null = null;
@@ -87,18 +90,21 @@ export class DavServer extends EventEmitter {
     super();
     const log = opts.log ?? silentLogger;
     this.#log = log;
-    const confinement = new Confinement(opts.root, opts.followSymlinks ?? 'never');
-    this.root = confinement.root;
     const limits: DavLimits = { ...DEFAULT_LIMITS };
     for (const k of Object.keys(DEFAULT_LIMITS) as (keyof DavLimits)[]) if (opts[k] !== undefined) limits[k] = opts[k] as number;
     this.limits = limits;
+    const io = createIo({ enabled: opts.inlineIo ?? isLocalFileSystem(opts.root), maxMs: limits.inlineIoMaxMs, cooldownMs: 60_000, log });
+    const confinement = new Confinement(opts.root, opts.followSymlinks ?? 'never', io);
+    this.root = confinement.root;
+    const cache = opts.cache === false ? null : new MetaCache({ maxDirs: limits.maxWatchedDirs, log });
+    this.#cache = cache;
     this.#serverName = opts.serverName ?? 'spicedav';
     const stateFile = opts.stateDir === false ? null : defaultStateFile(opts.stateDir, this.root);
     if (stateFile && confinement.contains(resolvePath(stateFile))) {
       throw new DavError(500, 'DAV_ERR_STATE_IN_SHARE', `the state directory ${stateFile} is inside the shared folder; choose another stateDir`);
     }
     this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
-      storage: new FsStorage(confinement, { readChunkBytes: limits.readChunkBytes }),
+      storage: new FsStorage(confinement, { readChunkBytes: limits.readChunkBytes, io, cache }),
       locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
       props,
       confinement,
@@ -164,6 +170,7 @@ export class DavServer extends EventEmitter {
       this.#http.closeIdleConnections();
       if (this.#active > 0) await new Promise<void>((r) => (this.#idle = r));
       this.#http.closeAllConnections();
+      await this.#cache?.close();
       const shared = await this.#shared.catch(() => null);
       await shared?.props.close();
     })();

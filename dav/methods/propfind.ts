@@ -49,6 +49,9 @@ async function countTree(ctx: RequestContext, path: DavPath, limit: number): Pro
   return n;
 }
 
+/** Rendered responses by entry object (see `memoKey`). */
+const rendered = new WeakMap<Entry, { key: string; xml: string }>();
+
 export const propfind: MethodHandler = {
   write: false,
   async handle(ctx) {
@@ -67,14 +70,24 @@ export const propfind: MethodHandler = {
       }
     }
     const space = wantsQuota(request) ? await storage.space(ctx.path) : null;
-    const env = (e: Entry): PropEnv => ({ locks, space, dead: props.get(e.path), rootName: ctx.dav.rootName });
+    // Entries come back from the listing cache as the same objects while unchanged, so their rendering can be
+    // reused; not when locks exist (lockdiscovery shows a live countdown) or quota was asked (it moves).
+    const memoKey = locks.size === 0 && !space ? `${JSON.stringify(request)}\0${props.generation}` : null;
+    const render = (e: Entry): string => {
+      const hit = memoKey ? rendered.get(e) : undefined;
+      if (hit && hit.key === memoKey) return hit.xml;
+      const env: PropEnv = { locks, space, dead: props.get(e.path), rootName: ctx.dav.rootName };
+      const xml = renderResponse(e, request, env);
+      if (memoKey) rendered.set(e, { key: memoKey, xml });
+      return xml;
+    };
     const ms = new MultiStatus(ctx.res);
-    await ms.add(renderResponse(entry, request, env(entry)));
+    await ms.add(render(entry));
     if (depth !== 0 && entry.collection) {
       const walk = async (path: DavPath) => {
         const members = (await storage.list(path).catch(() => [])).sort(byName);
         for (const m of members) {
-          await ms.add(renderResponse(m, request, env(m)));
+          await ms.add(render(m));
           if (depth === 'infinity' && m.collection) await walk(m.path);
         }
       };

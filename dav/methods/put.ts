@@ -34,6 +34,7 @@ export const put: MethodHandler = {
     try {
       const { created, entry } = await ctx.dav.storage.write(ctx.path, ctx.req, {
         maxBytes: ctx.dav.limits.maxUploadBytes,
+        declaredLength: total,
         onBytes: (n) => {
           transfer.bytes += n;
         },

@@ -46,6 +46,7 @@ export class DeadPropStore {
   #fh: FileHandle | null = null;
   #lines = 0;
   #queue: Promise<void> = Promise.resolve();
+  #generation = 0;
 
   private constructor(file: string | null, log: Logger) {
     this.#file = file;
@@ -75,6 +76,11 @@ export class DeadPropStore {
       await store.#compact();
     }
     return store;
+  }
+
+  /** Bumped by every change: lets renderers reuse what they built while it is unchanged. */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** The dead properties of a resource (key → serialised element), if any. */
@@ -136,6 +142,7 @@ export class DeadPropStore {
   }
 
   #apply(op: Op): void {
+    this.#generation++;
     if ('p' in op) {
       const m = new Map(this.#props.get(op.p));
       for (const k of op.del ?? []) m.delete(k);

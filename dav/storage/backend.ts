@@ -56,9 +56,10 @@ export interface Storage {
   /**
    * Store a body atomically: written to a temporary file in the target directory, then renamed over the
    * target. If `body` fails or ends early, the old file (or nothing) stays. 405 on a collection, 409 without
-   * parent, 413 beyond `maxBytes`.
+   * parent, 413 beyond `maxBytes`. `declaredLength` (the Content-Length, when known) lets small bodies skip
+   * the stream machinery.
    */
-  write(path: DavPath, body: Readable, options: { maxBytes: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }>;
+  write(path: DavPath, body: Readable, options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }>;
   /** Create an empty file if nothing is there (LOCK on an unmapped URL); true when created. 409 without parent. */
   createEmpty(path: DavPath): Promise<boolean>;
   /** Create a collection. 405 if something exists, 409 without parent. */

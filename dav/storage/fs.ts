@@ -1,17 +1,21 @@
 /**
  * The file-system backend: one host folder behind a Confinement. Copies, moves and removals use fs-extra;
  * PUT writes a temporary file in the target directory and renames it over the target, so a reader never sees a
- * half-written file and an aborted upload leaves the old one.
+ * half-written file and an aborted upload leaves the old one. Metadata calls go through `Io` (inline or
+ * thread pool, see io.ts); listings go through the MetaCache when there is one.
  */
-import { constants as C, createReadStream, type Stats } from 'node:fs';
-import { open, readdir, stat, lstat, mkdir, rename, unlink, rmdir, utimes, statfs, realpath, type FileHandle } from 'node:fs/promises';
+import { constants as C, createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { mkdir, readdir, rmdir, unlink, utimes, statfs, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Transform, type Readable } from 'node:stream';
 import { dirname } from 'node:path';
 import fse from 'fs-extra';
 import { DavError, conflict, fsError, notFound } from '../errors.js';
 import { childOf, type Confinement, type DavPath } from '../paths.js';
+import type { MetaCache } from '../cache.js';
+import type { Io } from './io.js';
 import type { Entry, MemberFailure, ReadHandle, Space, Storage } from './backend.js';
 
 /** Names of in-flight PUT temporaries: hidden from listings and never served. */
@@ -19,15 +23,16 @@ export const TEMP_NAME = /^\.spicedav-[0-9a-f]{16}\.part$/;
 
 /** Strong ETag from inode, size and modification time (µs): changes whenever the content can have. */
 export function etagOf(st: Stats): string {
-  return `"${st.ino.toString(36)}-${st.size.toString(36)}-${Math.round(st.mtimeMs * 1000).toString(36)}"`;
+  return `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.round(st.mtimeMs * 1000).toString(16)}"`;
 }
 
 /** Build an Entry from fs.Stats. */
 export function entryOf(path: DavPath, st: Stats): Entry {
+  const dir = st.isDirectory();
   return {
     path,
-    collection: st.isDirectory(),
-    size: st.isDirectory() ? 0 : st.size,
+    collection: dir,
+    size: dir ? 0 : st.size,
     mtimeMs: st.mtimeMs,
     ctimeMs: st.ctimeMs,
     atimeMs: st.atimeMs,
@@ -37,16 +42,25 @@ export function entryOf(path: DavPath, st: Stats): Entry {
   };
 }
 
+/** Bodies up to this size are gathered in memory and written with one call (no stream set-up). */
+const SMALL_BODY = 64 * 1024;
+/** Members stat'ed per batch while listing; between batches the event loop gets a turn. */
+const LIST_BATCH = 256;
+
 /** Options of the file-system backend. */
 export interface FsStorageOptions {
   /** Read size for streamed GET bodies. */
   readChunkBytes: number;
+  io: Io;
+  cache: MetaCache | null;
 }
 
 /** Storage over a real directory. See `Storage` for the error contract. */
 export class FsStorage implements Storage {
   readonly #conf: Confinement;
   readonly #chunk: number;
+  readonly #io: Io;
+  readonly #cache: MetaCache | null;
   // With the 'never' policy a file is opened with O_NOFOLLOW too, so a link swapped in after the check is not
   // followed either.
   readonly #noFollow: number;
@@ -54,6 +68,8 @@ export class FsStorage implements Storage {
   constructor(confinement: Confinement, options: FsStorageOptions) {
     this.#conf = confinement;
     this.#chunk = options.readChunkBytes;
+    this.#io = options.io;
+    this.#cache = options.cache;
     this.#noFollow = confinement.policy === 'never' ? C.O_NOFOLLOW : 0;
   }
 
@@ -62,7 +78,7 @@ export class FsStorage implements Storage {
     if (!r.exists) return null;
     let st: Stats;
     try {
-      st = await stat(r.target);
+      st = await this.#io.stat(r.target);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw fsError(err, path);
@@ -74,86 +90,105 @@ export class FsStorage implements Storage {
   async list(path: DavPath): Promise<Entry[]> {
     const r = await this.#conf.resolve(path);
     if (!r.exists) throw notFound(path);
-    let dirents;
-    try {
-      dirents = await readdir(r.target, { withFileTypes: true });
-    } catch (err) {
-      throw fsError(err, path);
+    const dir = r.target;
+    const epoch = this.#cache?.epoch(dir) ?? -1;
+    const cached = await this.#cache?.listing(dir);
+    let names: string[];
+    if (cached?.listing.complete) names = [...cached.listing.members.keys()];
+    else {
+      try {
+        names = (await this.#io.readdir(dir)).map((d) => d.name);
+      } catch (err) {
+        throw fsError(err, path);
+      }
     }
-    const base = r.target === '/' ? '' : r.target;
+    const members = new Map<string, Entry | false>();
+    const base = dir === '/' ? '' : dir;
+    const look = async (name: string) => {
+      const prior = cached?.listing.members.get(name);
+      if (prior === false || (prior && !prior.collection)) {
+        members.set(name, prior && prior.path !== childOf(path, name) ? { ...prior, path: childOf(path, name) } : prior);
+        return;
+      }
+      members.set(name, await this.#member(path, `${base}/${name}`, name));
+    };
+    for (let i = 0; i < names.length; i += LIST_BATCH) {
+      if (i > 0 && this.#io.inline) await yieldToLoop();
+      await Promise.all(names.slice(i, i + LIST_BATCH).map(look));
+    }
+    if (this.#cache) {
+      if (epoch < 0) this.#cache.watch(dir);
+      else this.#cache.store(dir, epoch, { members: new Map(members), complete: true });
+    }
     const out: Entry[] = [];
-    await Promise.all(
-      dirents.map(async (d) => {
-        if (TEMP_NAME.test(d.name)) return;
-        let real = `${base}/${d.name}`;
-        try {
-          if (d.isSymbolicLink()) {
-            if (this.#conf.policy === 'never') return;
-            real = await realpath(real);
-            if (!this.#conf.contains(real)) return;
-          } else if (!d.isFile() && !d.isDirectory()) {
-            return;
-          }
-          const st = await stat(real);
-          if (st.isFile() || st.isDirectory()) out.push(entryOf(childOf(path, d.name), st));
-        } catch {
-          // Gone between readdir and stat, or a dangling link: not listed.
-        }
-      }),
-    );
+    for (const e of members.values()) if (e) out.push(e);
     return out;
+  }
+
+  /** Stat one member for a listing; false when it is hidden (temporary, special file, link the policy refuses, gone). */
+  async #member(parent: DavPath, real: string, name: string): Promise<Entry | false> {
+    if (TEMP_NAME.test(name)) return false;
+    try {
+      let st = await this.#io.lstat(real);
+      if (st.isSymbolicLink()) {
+        if (this.#conf.policy === 'never') return false;
+        const target = await this.#io.realpath(real);
+        if (!this.#conf.contains(target)) return false;
+        st = await this.#io.stat(target);
+      }
+      return st.isFile() || st.isDirectory() ? entryOf(childOf(parent, name), st) : false;
+    } catch {
+      return false;
+    }
   }
 
   async openRead(path: DavPath): Promise<ReadHandle | { entry: Entry; collection: true }> {
     const r = await this.#conf.resolve(path);
     if (!r.exists) throw notFound(path);
-    let fh: FileHandle;
+    const io = this.#io;
+    let fd: number;
     try {
-      // O_NONBLOCK: opening a FIFO that slipped in must not hang a thread-pool thread.
-      fh = await open(r.target, C.O_RDONLY | C.O_NONBLOCK | this.#noFollow);
+      // O_NONBLOCK: opening a FIFO that slipped in must not hang.
+      fd = await io.open(r.target, C.O_RDONLY | C.O_NONBLOCK | this.#noFollow);
     } catch (err) {
       throw fsError(err, path);
     }
     let st: Stats;
     try {
-      st = await fh.stat();
+      st = await io.fstat(fd);
     } catch (err) {
-      await fh.close();
+      await io.close(fd);
       throw fsError(err, path);
     }
-    if (st.isDirectory()) {
-      await fh.close();
-      return { entry: entryOf(path, st), collection: true };
-    }
     if (!st.isFile()) {
-      await fh.close();
+      await io.close(fd);
+      if (st.isDirectory()) return { entry: entryOf(path, st), collection: true };
       throw special(path);
     }
     const chunk = this.#chunk;
     return {
       entry: entryOf(path, st),
-      // A stream over the numeric fd (not the FileHandle): FileHandle streams hold a reference that makes
-      // fh.close() wait for them, and several ranges are read from the same descriptor.
-      stream: (start, end) => createReadStream('', { fd: fh.fd, start, end, autoClose: false, highWaterMark: chunk }),
+      stream: (start, end) => createReadStream('', { fd, start, end, autoClose: false, highWaterMark: chunk }),
       readAll: async () => {
         const buf = Buffer.allocUnsafe(st.size);
         let off = 0;
         while (off < st.size) {
-          const { bytesRead } = await fh.read(buf, off, st.size - off, off);
-          if (bytesRead === 0) break;
-          off += bytesRead;
+          const n = await io.read(fd, buf, off, st.size - off, off);
+          if (n === 0) break;
+          off += n;
         }
         return off === st.size ? buf : buf.subarray(0, off);
       },
-      close: () => fh.close(),
+      close: () => io.close(fd),
     };
   }
 
-  async write(path: DavPath, body: Readable, options: { maxBytes: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }> {
+  async write(path: DavPath, body: Readable, options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }> {
+    const io = this.#io;
     const r = await this.#conf.resolve(path);
     let oldMode: number | null = null;
     if (r.exists) {
-      const st = await stat(r.target).catch((err: unknown) => {
+      const st = await io.stat(r.target).catch((err: unknown) => {
         throw fsError(err, path);
       });
       if (st.isDirectory()) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${path} is a collection; PUT needs a file name`);
@@ -163,40 +198,48 @@ export class FsStorage implements Storage {
       throw conflict(`the parent collection of ${path} does not exist; MKCOL it first`);
     }
     const tmp = `${dirname(r.target)}/.spicedav-${randomBytes(8).toString('hex')}.part`;
-    let fh: FileHandle;
+    let fd: number | null = null;
     try {
-      fh = await open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o666);
-    } catch (err) {
-      throw fsError(err, path);
-    }
-    let committed = false;
-    try {
-      if (oldMode !== null) await fh.chmod(oldMode);
+      fd = await io.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, oldMode ?? 0o666);
       let total = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          total += chunk.length;
-          if (total > options.maxBytes) {
-            cb(new DavError(413, 'DAV_ERR_TOO_LARGE', `the upload exceeds the limit of ${options.maxBytes} bytes`));
-            return;
-          }
-          options.onBytes?.(chunk.length);
-          cb(null, chunk);
-        },
-      });
-      // The write stream owns and closes the handle (a FileHandle with a live stream cannot be closed apart).
-      await pipeline(body, counter, fh.createWriteStream({ highWaterMark: 1024 * 1024 }));
-      const st = await stat(tmp);
-      await rename(tmp, r.target);
-      committed = true;
+      const count = (n: number) => {
+        total += n;
+        if (total > options.maxBytes) throw new DavError(413, 'DAV_ERR_TOO_LARGE', `the upload exceeds the limit of ${options.maxBytes} bytes`);
+        options.onBytes?.(n);
+      };
+      if (options.declaredLength !== undefined && options.declaredLength <= SMALL_BODY) {
+        const chunks: Buffer[] = [];
+        for await (const c of body as AsyncIterable<Buffer>) {
+          count(c.length);
+          chunks.push(c);
+        }
+        const buf = Buffer.concat(chunks, total);
+        for (let off = 0; off < buf.length; ) off += await io.write(fd, buf, off, buf.length - off, off);
+      } else {
+        const counter = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            try {
+              count(chunk.length);
+              cb(null, chunk);
+            } catch (err) {
+              cb(err as Error);
+            }
+          },
+        });
+        await pipeline(body, counter, createWriteStream('', { fd, autoClose: false, highWaterMark: 1024 * 1024 }));
+      }
+      // The new file keeps the old one's permissions exactly (open's mode is filtered by the umask).
+      if (oldMode !== null) await fse.fchmod(fd, oldMode);
+      const st = await io.fstat(fd);
+      const closing = fd;
+      fd = null;
+      await io.close(closing);
+      await io.rename(tmp, r.target);
       return { created: !r.exists, entry: entryOf(path, st) };
     } catch (err) {
+      if (fd !== null) await io.close(fd).catch(() => {});
+      await io.unlink(tmp).catch(() => {});
       throw fsError(err, path);
-    } finally {
-      if (!committed) {
-        await fh.close().catch(() => {});
-        await unlink(tmp).catch(() => {});
-      }
     }
   }
 
@@ -205,8 +248,7 @@ export class FsStorage implements Storage {
     if (r.exists) return false;
     if (!r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist`);
     try {
-      const fh = await open(r.target, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o666);
-      await fh.close();
+      await this.#io.close(await this.#io.open(r.target, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o666));
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -247,7 +289,7 @@ export class FsStorage implements Storage {
     if (!src.exists) throw notFound(from);
     const dst = await this.#target(to);
     try {
-      const st = await stat(src.target);
+      const st = await this.#io.stat(src.target);
       if (st.isDirectory() && depth === 0) {
         await mkdir(dst);
         return;
@@ -279,7 +321,7 @@ export class FsStorage implements Storage {
     const r = await this.#conf.resolve(path);
     if (!r.exists) throw notFound(path);
     try {
-      const st = await stat(r.target);
+      const st = await this.#io.stat(r.target);
       await utimes(r.target, (times.atimeMs ?? st.atimeMs) / 1000, (times.mtimeMs ?? st.mtimeMs) / 1000);
     } catch (err) {
       throw fsError(err, path);
@@ -313,33 +355,20 @@ function special(path: DavPath): DavError {
 async function removeWalk(real: string, path: DavPath, failures: MemberFailure[]): Promise<boolean> {
   let isDir = false;
   try {
-    const st = await lstat(real);
-    isDir = st.isDirectory();
+    isDir = (await lstat(real)).isDirectory();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
     failures.push({ path, error: fsError(err, path) });
     return false;
   }
-  if (!isDir) {
-    try {
+  try {
+    if (!isDir) {
       await unlink(real);
       return true;
-    } catch (err) {
-      failures.push({ path, error: fsError(err, path) });
-      return false;
     }
-  }
-  let names: string[] = [];
-  try {
-    names = await readdir(real);
-  } catch (err) {
-    failures.push({ path, error: fsError(err, path) });
-    return false;
-  }
-  let all = true;
-  for (const n of names) all = (await removeWalk(`${real}/${n}`, childOf(path, n), failures)) && all;
-  if (!all) return false; // RFC 4918 §9.6.1: the ancestors of a failed member are not reported.
-  try {
+    let all = true;
+    for (const n of await readdir(real)) all = (await removeWalk(`${real}/${n}`, childOf(path, n), failures)) && all;
+    if (!all) return false; // RFC 4918 §9.6.1: the ancestors of a failed member are not reported.
     await rmdir(real);
     return true;
   } catch (err) {

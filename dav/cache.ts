@@ -1,0 +1,199 @@
+/**
+ * A metadata cache of directory listings, kept warm by chokidar and never allowed to answer with stale data.
+ *
+ * What is cached: for each watched directory, its member names and their stats (as Entries). PROPFIND Depth 1
+ * on a cached directory then needs no readdir and no stat per member — the part of a 10,000-entry listing
+ * that dominates its cost.
+ *
+ * Why it cannot be stale:
+ * - Each listed directory is watched (chokidar, one inotify watch per directory; member files are ignored so a
+ *   huge directory costs one watch, not one per file). chokidar's 'raw' events arrive synchronously from the
+ *   inotify read, and each one marks the member it names dirty (re-stat on next use) or, for create/delete/
+ *   rename, the membership incomplete (re-readdir). Members that are directories are always re-stat'ed:
+ *   changes inside a subdirectory do not reach the parent's watch.
+ * - An event can still be queued in the kernel, unread, when a request that causally follows the change is
+ *   served. So before trusting a listing, `barrier()` touches a sentinel file watched through the same inotify
+ *   descriptor (libuv keeps one per loop, and the kernel keeps its events in order) and waits for that event:
+ *   once it has been read, every event queued before the request has been read too. If the barrier does not
+ *   complete in time, the listing is read from disk instead.
+ * - A listing is stored only if no event touched its directory while it was being read (an epoch check).
+ */
+import { mkdtempSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher as NodeWatcher } from 'node:fs';
+import { utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../src/log.js';
+import type { Entry } from './storage/backend.js';
+
+/** A cached directory listing: member name → entry, false when hidden, null when it must be looked at again. */
+export interface CachedListing {
+  members: Map<string, Entry | false | null>;
+  /** False when members were added or removed since the listing was read: the names need a readdir. */
+  complete: boolean;
+}
+
+interface DirState {
+  watcher: FSWatcher;
+  ready: boolean;
+  epoch: number;
+  listing: CachedListing | null;
+}
+
+/** Options of the cache. */
+export interface MetaCacheOptions {
+  /** Most directories watched at once; the least recently used are dropped. */
+  maxDirs: number;
+  /** How long (ms) a barrier may wait for its sentinel event before the cache is bypassed. */
+  barrierTimeoutMs?: number;
+  log: Logger;
+}
+
+/** The listing cache of one share (see the file comment for the freshness argument). */
+export class MetaCache {
+  readonly #dirs = new Map<string, DirState>(); // insertion order = LRU order
+  readonly #opts: Required<MetaCacheOptions>;
+  readonly #sentinelDir: string;
+  readonly #sentinel: NodeWatcher;
+  #expected = 0;
+  #seen = 0;
+  #flip = false;
+  #round: { promise: Promise<boolean>; started: boolean } | null = null;
+  #waiters: { target: number; resolve: () => void }[] = [];
+  #closed = false;
+
+  constructor(options: MetaCacheOptions) {
+    this.#opts = { barrierTimeoutMs: 200, ...options };
+    this.#sentinelDir = mkdtempSync(join(tmpdir(), 'spicedav-sentinel-'));
+    for (const n of ['a', 'b']) writeFileSync(join(this.#sentinelDir, n), '');
+    this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, () => {
+      this.#seen++;
+      this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
+    });
+  }
+
+  /** The listing of a watched directory if it can be used now, after the barrier; null otherwise. */
+  async listing(dir: string): Promise<{ listing: CachedListing; epoch: number } | null> {
+    const st = this.#dirs.get(dir);
+    if (!st?.ready || !st.listing) return null;
+    if (!(await this.barrier())) return null;
+    // The barrier may have delivered events that dropped the listing.
+    if (!st.listing || this.#dirs.get(dir) !== st) return null;
+    this.#touch(dir, st);
+    return { listing: st.listing, epoch: st.epoch };
+  }
+
+  /** The current epoch of a directory (bumped by every event in it); -1 when it is not watched (yet). */
+  epoch(dir: string): number {
+    const st = this.#dirs.get(dir);
+    return st?.ready ? st.epoch : -1;
+  }
+
+  /** Store a listing read while the epoch was `epoch`; ignored if anything happened in the directory since. */
+  store(dir: string, epoch: number, listing: CachedListing): void {
+    const st = this.#dirs.get(dir);
+    if (st && st.ready && st.epoch === epoch) st.listing = listing;
+  }
+
+  /** Start watching a directory (after it was listed), so its next listing can be cached. */
+  watch(dir: string): void {
+    if (this.#closed || this.#dirs.has(dir)) return;
+    const watcher = watch(dir, {
+      depth: 0,
+      ignoreInitial: true,
+      persistent: false,
+      followSymlinks: false,
+      // Only the directory itself gets a watch: its inotify watch reports every member's changes by name.
+      ignored: (p: string, stats?: { isDirectory(): boolean }) => p !== dir && (stats ? !stats.isDirectory() : false),
+    });
+    const st: DirState = { watcher, ready: false, epoch: 0, listing: null };
+    watcher.on('raw', (event: string, name: string, details: unknown) => {
+      // Events from watches on member directories (chokidar adds them at depth 0) are not about this listing.
+      if ((details as { watchedPath?: string } | undefined)?.watchedPath === dir) this.#event(st, event, name);
+    });
+    watcher.on('ready', () => {
+      st.ready = true;
+    });
+    watcher.on('error', (err: unknown) => {
+      this.#opts.log.debug({ dir, err: (err as Error).message }, 'cache watcher failed; dropping the directory');
+      this.#drop(dir);
+    });
+    this.#dirs.set(dir, st);
+    while (this.#dirs.size > this.#opts.maxDirs) {
+      const oldest = this.#dirs.keys().next().value as string;
+      this.#drop(oldest);
+    }
+  }
+
+  /** Forget what is cached about a directory (the server changed it). */
+  invalidate(dir: string, name?: string): void {
+    const st = this.#dirs.get(dir);
+    if (st) this.#event(st, 'rename', name ?? '');
+  }
+
+  /**
+   * Resolve true once every inotify event queued before the call has been processed (false on timeout).
+   * Callers arriving before a round's sentinel is touched share that round.
+   */
+  barrier(): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    if (this.#round && !this.#round.started) return this.#round.promise;
+    const previous = this.#round?.promise ?? Promise.resolve(true);
+    const round = { promise: Promise.resolve(false), started: false };
+    round.promise = previous.then(async () => {
+      round.started = true;
+      // Alternate two files: inotify merges an event identical to the previous unread one.
+      this.#flip = !this.#flip;
+      const target = ++this.#expected;
+      const now = new Date();
+      try {
+        await utimes(join(this.#sentinelDir, this.#flip ? 'a' : 'b'), now, now);
+      } catch {
+        this.#expected--;
+        return false;
+      }
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), this.#opts.barrierTimeoutMs);
+        timer.unref();
+        this.#waiters.push({ target, resolve: () => (clearTimeout(timer), resolve(true)) });
+        if (this.#seen >= target) this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
+      });
+    });
+    this.#round = round;
+    return round.promise;
+  }
+
+  /** Stop every watcher and remove the sentinel directory. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sentinel.close();
+    await Promise.all([...this.#dirs.values()].map((s) => s.watcher.close()));
+    this.#dirs.clear();
+    rmSync(this.#sentinelDir, { recursive: true, force: true });
+  }
+
+  #event(st: DirState, event: string, name: string): void {
+    st.epoch++;
+    const l = st.listing;
+    if (!l) return;
+    if (!name) {
+      st.listing = null;
+      return;
+    }
+    if (event === 'rename') l.complete = false;
+    if (l.members.has(name) || event === 'rename') l.members.set(name, null);
+  }
+
+  #touch(dir: string, st: DirState): void {
+    this.#dirs.delete(dir);
+    this.#dirs.set(dir, st);
+  }
+
+  #drop(dir: string): void {
+    const st = this.#dirs.get(dir);
+    if (!st) return;
+    this.#dirs.delete(dir);
+    void st.watcher.close();
+  }
+}

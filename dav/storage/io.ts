@@ -1,0 +1,117 @@
+/**
+ * The file-system calls the storage makes, in one of two modes chosen per share:
+ *
+ * - async: Node's thread pool. Right for network and FUSE file systems, where one call can take milliseconds.
+ * - inline: the synchronous call, made directly. On a local file system with metadata in the page cache a
+ *   stat or open takes a few microseconds, while a thread-pool round trip costs 20–50 µs plus a promise and a
+ *   GC'd object; measured here, 2,000 sequential small GETs ran 4–6× faster inline. The price is blocking the
+ *   event loop for the duration of the call, so the gate times every inline call and, when one takes longer
+ *   than `maxMs` (a cold disk, a stalled device), switches to async for `cooldownMs`.
+ *
+ * Inline is the default only on file systems known to be local (ext2/3/4, xfs, btrfs, tmpfs, f2fs, zfs,
+ * overlay, bcachefs); NFS, SMB, FUSE (virtiofs, sshfs) and unknown types stay async.
+ */
+import fs, { type Dirent, type Stats } from 'node:fs';
+import type { Logger } from '../../src/log.js';
+
+/** statfs f_type magic numbers of local file systems (linux/magic.h). */
+const LOCAL_FS = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0xf2f52010, 0x2fc12fc1, 0x794c7630, 0xca451a4e]);
+
+/** True when `dir` sits on a file system known to be local (see LOCAL_FS). */
+export function isLocalFileSystem(dir: string): boolean {
+  try {
+    return LOCAL_FS.has(fs.statfsSync(dir).type);
+  } catch {
+    return false;
+  }
+}
+
+/** The calls storage and confinement make. Every call returns a promise in both modes. */
+export interface Io {
+  realpath(p: string): Promise<string>;
+  stat(p: string): Promise<Stats>;
+  lstat(p: string): Promise<Stats>;
+  readdir(p: string): Promise<Dirent[]>;
+  open(p: string, flags: number, mode?: number): Promise<number>;
+  fstat(fd: number): Promise<Stats>;
+  read(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
+  write(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
+  close(fd: number): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(p: string): Promise<void>;
+  /** True while calls run inline (for callers that batch work differently, e.g. yielding between stats). */
+  readonly inline: boolean;
+}
+
+const promisify =
+  <A extends unknown[], R>(f: (...args: [...A, (err: NodeJS.ErrnoException | null, r: R) => void]) => void) =>
+  (...args: A): Promise<R> =>
+    new Promise<R>((resolve, reject) => f(...args, (err, r) => (err ? reject(err) : resolve(r))));
+
+const asyncIo = {
+  realpath: promisify<[string], string>((p, cb) => fs.realpath.native(p, cb)),
+  stat: promisify<[string], Stats>((p, cb) => fs.stat(p, cb)),
+  lstat: promisify<[string], Stats>((p, cb) => fs.lstat(p, cb)),
+  readdir: promisify<[string], Dirent[]>((p, cb) => fs.readdir(p, { withFileTypes: true }, cb)),
+  open: promisify<[string, number, number | undefined], number>((p, f, m, cb) => fs.open(p, f, m ?? 0o666, cb)),
+  fstat: promisify<[number], Stats>((fd, cb) => fs.fstat(fd, cb)),
+  read: promisify<[number, Buffer, number, number, number], number>((fd, b, o, l, p, cb) => fs.read(fd, b, o, l, p, cb)),
+  write: promisify<[number, Buffer, number, number, number], number>((fd, b, o, l, p, cb) => fs.write(fd, b, o, l, p, cb)),
+  close: promisify<[number], void>((fd, cb) => fs.close(fd, (err) => cb(err, undefined))),
+  rename: promisify<[string, string], void>((a, b, cb) => fs.rename(a, b, (err) => cb(err, undefined))),
+  unlink: promisify<[string], void>((p, cb) => fs.unlink(p, (err) => cb(err, undefined))),
+};
+
+const syncIo = {
+  realpath: (p: string) => fs.realpathSync.native(p),
+  stat: (p: string) => fs.statSync(p),
+  lstat: (p: string) => fs.lstatSync(p),
+  readdir: (p: string) => fs.readdirSync(p, { withFileTypes: true }),
+  open: (p: string, f: number, m?: number) => fs.openSync(p, f, m ?? 0o666),
+  fstat: (fd: number) => fs.fstatSync(fd),
+  read: (fd: number, b: Buffer, o: number, l: number, p: number) => fs.readSync(fd, b, o, l, p),
+  write: (fd: number, b: Buffer, o: number, l: number, p: number) => fs.writeSync(fd, b, o, l, p),
+  close: (fd: number) => fs.closeSync(fd),
+  rename: (a: string, b: string) => fs.renameSync(a, b),
+  unlink: (p: string) => fs.unlinkSync(p),
+};
+
+/** Options of the inline gate. */
+export interface InlineGateOptions {
+  /** Make calls inline at all. */
+  enabled: boolean;
+  /** An inline call slower than this (ms) switches to async. */
+  maxMs: number;
+  /** How long (ms) to stay async after a slow call. */
+  cooldownMs: number;
+  log: Logger;
+}
+
+/** Create the Io for a share, inline or async per the gate described above. */
+export function createIo(o: InlineGateOptions): Io {
+  let asyncUntil = o.enabled ? 0 : Infinity;
+  const inline = () => asyncUntil !== Infinity && (asyncUntil === 0 || performance.now() >= asyncUntil);
+  const wrap = <K extends keyof typeof syncIo>(name: K) => {
+    const s = syncIo[name] as (...a: unknown[]) => unknown;
+    const a = asyncIo[name] as (...a: unknown[]) => Promise<unknown>;
+    return (...args: unknown[]): Promise<unknown> => {
+      if (!inline()) return a(...args);
+      const t0 = performance.now();
+      try {
+        return Promise.resolve(s(...args));
+      } catch (err) {
+        return Promise.reject(err);
+      } finally {
+        const ms = performance.now() - t0;
+        if (ms > o.maxMs) {
+          asyncUntil = performance.now() + o.cooldownMs;
+          o.log.info({ call: name, ms: Math.round(ms) }, 'a file-system call was slow; using the thread pool for a while');
+        }
+      }
+    };
+  };
+  const io = {} as Record<string, unknown>;
+  for (const k of Object.keys(syncIo) as (keyof typeof syncIo)[]) io[k] = wrap(k);
+  Object.defineProperty(io, 'inline', { get: inline });
+  return io as unknown as Io;
+}
