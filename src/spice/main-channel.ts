@@ -70,8 +70,9 @@ export class SpiceSession extends EventEmitter {
    */
   async connect(): Promise<void> {
     const timeout = this.#endpoint.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         reject(new SpiceError('SPICE_ERR_TIMEOUT', `the SPICE server did not send its channel list within ${timeout} ms`));
         void this.destroy();
       }, timeout);
@@ -86,9 +87,15 @@ export class SpiceSession extends EventEmitter {
         resolve();
       };
     });
-    // The main-channel link failing rejects here; `ready` must not then reject unobserved.
+    // The main-channel link failing rejects here; `ready` must not then reject unobserved, and its timer must
+    // not keep the process alive for linkTimeoutMs after a refused link (wrong password).
     ready.catch(() => {});
-    await this.#conn.connect();
+    try {
+      await this.#conn.connect();
+    } catch (err) {
+      clearTimeout(timer);
+      throw err;
+    }
     await ready;
   }
 

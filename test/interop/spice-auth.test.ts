@@ -22,6 +22,8 @@ test('QEMU SPICE password (password-secret=): right one links main and webdav, w
   await assert.rejects(connectSpice({ ...endpoint, password: 'hunter3' }), (e: unknown) => hasCode(e, 'SPICE_ERR_WRONG_PASSWORD'));
   await assert.rejects(connectSpice(endpoint), (e: unknown) => hasCode(e, 'SPICE_ERR_PERMISSION_DENIED') && /SPICE_PASSWORD/.test(String(e)));
   await assert.rejects(connectSpice({ ...endpoint, password: 'x'.repeat(61) }), (e: unknown) => hasCode(e, 'SPICE_ERR_PASSWORD_TOO_LONG'));
+  // A refused link leaves no timer behind: a CLI that failed to link must exit at once, not after linkTimeoutMs.
+  assert.ok(!process.getActiveResourcesInfo().includes('Timeout'), `timers left: ${process.getActiveResourcesInfo().join(', ')}`);
 });
 
 /** A CA and a server certificate for 127.0.0.1/localhost in QEMU's x509-dir layout, plus an unrelated CA. */
