@@ -33,9 +33,9 @@ export class CliError extends SpicedavError {
 export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof CliError) return err.exitCode;
   const code = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? '') : '';
-  if (code.startsWith('SPICE_ERR_')) return /NO_WEBDAV|NOT_AVAILABLE/.test(code) ? ExitCode.ENVIRONMENT : ExitCode.CONNECTION;
+  if (code.startsWith('SPICE_ERR_')) return code === 'SPICE_ERR_CHANNEL_NOT_AVAILABLE' ? ExitCode.ENVIRONMENT : code === 'SPICE_ERR_INVALID_URI' ? ExitCode.USAGE : ExitCode.CONNECTION;
   if (['ENOENT', 'ENOTDIR', 'EACCES', 'EADDRINUSE', 'EADDRNOTAVAIL', 'EPERM'].includes(code)) return ExitCode.ENVIRONMENT;
-  if (/^(GUEST|DAV)_ERR_(DEVICE|ROOT|CONFIG)/.test(code)) return ExitCode.ENVIRONMENT;
+  if (/^(GUEST_ERR_(DEVICE_OPEN|BAD_DEVICE|ADDRESS_IN_USE|LISTEN)|HOST_ERR_NO_WEBDAV_PORT|DAV_ERR_(ROOT|STATE))/.test(code)) return ExitCode.ENVIRONMENT;
   if (['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET'].includes(code)) return ExitCode.CONNECTION;
   return ExitCode.FAILURE;
 }

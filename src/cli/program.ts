@@ -1,20 +1,6 @@
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ExitCode } from './exit-codes.js';
-
-/** spicedav's version, from the package.json above the built file (dist/, a build dir, or a guest image). */
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let up = dirname(dir); up !== dir; dir = up, up = dirname(dir)) {
-    const file = join(dir, 'package.json');
-    if (!existsSync(file)) continue;
-    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-    if (pkg.name === 'spicedav' && pkg.version) return pkg.version;
-  }
-  return '0.0.0-unknown';
-}
+import { packageInfo } from './package-root.js';
 
 /** One sub-command: `register` adds it (with its options, help and action) to the root program. */
 export interface CommandModule {
@@ -36,7 +22,7 @@ Documentation: README.md, or https://www.npmjs.com/package/spicedav`;
 export function createProgram(commands: CommandModule[]): Command {
   const program = new Command('spicedav')
     .description('Share a host folder with a QEMU/libvirt VM over SPICE, as a WebDAV network drive.')
-    .version(packageVersion(), '-V, --version')
+    .version(packageInfo().version, '-V, --version')
     .option('-v, --verbose', 'log every connection and request (to stderr)')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['pretty', 'json']).default('pretty'))
     .option('--no-status', 'plain line-per-event output even on a terminal')

@@ -1,4 +1,6 @@
+import type { Command } from 'commander';
 import { createLogger, type Logger } from '../log.js';
+import { StatusDisplay, type StatusSnapshot } from './status.js';
 
 /** Flags every command accepts (declared once on the root program, inherited by sub-commands). */
 export interface GlobalOptions {
@@ -15,21 +17,39 @@ export function loggerFor(options: GlobalOptions): Logger {
 
 /**
  * Runs a long-lived service until SIGINT/SIGTERM, then stops it cleanly. A second signal while stopping
- * exits at once (code 130), so a hung shutdown never traps the user.
+ * exits at once (code 130), so a hung shutdown never traps the user. When `fatal` settles with an error first
+ * (wrong password, unusable device), the service is stopped and that error is thrown for its exit code.
  */
-export async function runUntilSignal(stop: () => Promise<void>, log: Logger): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
+export async function runUntilSignal(stop: () => Promise<void>, log: Logger, fatal?: Promise<Error | undefined>): Promise<void> {
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+  const signalled = new Promise<void>((resolve) => {
     let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
+    onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
         log.warn({ signal }, 'second signal: exiting without a clean shutdown');
         process.exit(130);
       }
       stopping = true;
       log.info({ signal }, 'stopping');
-      stop().then(resolve, reject);
+      resolve();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  const failed = (fatal ?? new Promise<undefined>(() => {})).then((err) => err);
+  const err = await Promise.race([signalled.then(() => undefined), failed]);
+  await stop();
+  process.off('SIGINT', onSignal!);
+  process.off('SIGTERM', onSignal!);
+  if (err) throw err;
+}
+
+/** The global flags as seen from inside a sub-command's action. */
+export function globalsOf(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
+}
+
+/** The live status for a long-running command, on stdout; plain lines with --no-status or without a TTY. */
+export function statusDisplay(options: GlobalOptions, snapshot: () => StatusSnapshot): StatusDisplay {
+  return new StatusDisplay({ stream: process.stdout, snapshot, plain: options.status === false });
 }

@@ -19,8 +19,8 @@ export interface StatusSnapshot {
   title: string;
   /** The link state in a few words: "linked", "waiting for the guest", "reconnecting in 4s". */
   state: string;
-  /** Open client connections (guest TCP connections / mux channels / HTTP connections). */
-  connections: number;
+  /** Open client connections (guest TCP connections / mux channels), when the command knows them. */
+  connections?: number;
   /** Cumulative bytes toward the server (uploads) and toward the clients (downloads). */
   bytesIn: number;
   bytesOut: number;
@@ -38,7 +38,7 @@ const MAX_TRANSFER_LINES = 5;
 export function renderStatus(s: StatusSnapshot, rateIn: number, rateOut: number, now: number, width = 80): string[] {
   const lines = [
     s.title,
-    `${s.state} · ${s.connections} connection${s.connections === 1 ? '' : 's'} · ` +
+    `${s.state} · ${s.connections === undefined ? '' : `${s.connections} connection${s.connections === 1 ? '' : 's'} · `}` +
       `↓ ${formatRate(rateOut)} (${formatBytes(s.bytesOut)}) · ↑ ${formatRate(rateIn)} (${formatBytes(s.bytesIn)})`,
   ];
   const shown = s.transfers.filter((t) => t.total === undefined || t.total >= PROGRESS_MIN_BYTES);

@@ -1,0 +1,75 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { guestChecks } from '../../doctor/guest.js';
+import { hostChecks } from '../../doctor/host.js';
+import { renderReport, reportOk, type CheckResult } from '../../doctor/report.js';
+import { DEFAULT_GUEST_PORT, DEFAULT_PORT_PATH } from '../../guest/index.js';
+import type { CommandModule } from '../program.js';
+import { portOption, spicePassword } from '../options.js';
+import { CliError, ExitCode } from '../exit-codes.js';
+import { localViewer } from '../viewer-check.js';
+
+interface DoctorOptions {
+  guest?: boolean;
+  spice?: string;
+  qemuSocket?: string;
+  passwordFile?: string;
+  caFile?: string;
+  hostSubject?: string;
+  takeOver?: boolean;
+  device: string;
+  port: number;
+}
+
+const WINDOWS_NOTES = `Windows guests (checked by hand; see examples/guest/windows.md):
+  sc query WebClient              the WebClient service must be RUNNING (sc config WebClient start= auto)
+  reg query HKLM\\SYSTEM\\CurrentControlSet\\Services\\WebClient\\Parameters /v FileSizeLimitInBytes
+                                  files over ~50 MB fail with 0x800700DF until this is 0xffffffff`;
+
+const EXAMPLES = `
+Examples:
+  spicedav doctor --spice spice://127.0.0.1:5930   on the host: the VM, its webdav port, the guest daemon
+  spicedav doctor --qemu-socket /run/spicedav/vm.sock
+  spicedav doctor --guest                          in the VM: the port device, the listener, the share
+
+Exit status 0 when nothing failed, ${ExitCode.DOCTOR_PROBLEMS} when a check failed (each failure prints its fix).`;
+
+async function doctor(o: DoctorOptions, _command: Command): Promise<void> {
+  let results: CheckResult[];
+  if (o.spice || o.qemuSocket) {
+    const tls = o.caFile || o.hostSubject ? { caFile: o.caFile, hostSubject: o.hostSubject } : undefined;
+    results = await hostChecks({ spice: o.spice, qemuSocket: o.qemuSocket, password: spicePassword(o.passwordFile), tls, takeOver: o.takeOver, viewerCheck: localViewer });
+  } else if (o.guest || existsSync('/sys/class/virtio-ports') || process.platform === 'win32') {
+    results = await guestChecks({ device: o.device, port: o.port });
+    if (process.platform === 'win32') process.stdout.write(`${WINDOWS_NOTES}\n`);
+  } else {
+    throw new CliError('CLI_ERR_DOCTOR_TARGET', 'this does not look like a VM: on the host, say which VM with --spice URI or --qemu-socket PATH; in a guest, pass --guest', ExitCode.USAGE);
+  }
+  process.stdout.write(renderReport(results));
+  if (!reportOk(results)) throw new CliError('CLI_ERR_DOCTOR', 'doctor found problems (see above)', ExitCode.DOCTOR_PROBLEMS);
+}
+
+export const doctorCommand: CommandModule = {
+  register(program) {
+    program
+      .command('doctor')
+      .summary('find out why sharing does not work, and how to fix it')
+      .description(
+        'Check a setup step by step and print the fix for each problem. On the host: is the SPICE server there, ' +
+          'does a viewer hold the VM, does the VM have the webdav port, has the guest opened it. In the guest: the ' +
+          'port device, who holds it, the loopback listener, and whether the share answers. Never disconnects a viewer ' +
+          'unless --take-over.',
+      )
+      .option('--guest', 'run the guest-side checks (the default inside a VM)')
+      .option('--spice <uri>', 'host side: the VM\'s SPICE server')
+      .option('--qemu-socket <path>', 'host side: the QEMU chardev socket')
+      .option('--password-file <file>', 'SPICE password file (or SPICE_PASSWORD)')
+      .option('--ca-file <file>', 'CA certificate(s) for spice+tls://')
+      .option('--host-subject <subject>', 'expected TLS certificate subject')
+      .option('--take-over', 'check the VM even if a viewer is connected (it gets disconnected)')
+      .option('--device <path>', 'guest side: the webdav port device', DEFAULT_PORT_PATH)
+      .option('-p, --port <port>', 'guest side: the proxy\'s TCP port', portOption(), DEFAULT_GUEST_PORT)
+      .addHelpText('after', EXAMPLES)
+      .action(doctor);
+  },
+};

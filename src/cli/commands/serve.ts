@@ -1,0 +1,83 @@
+import { Option, type Command } from 'commander';
+import { DavServer } from '../../../dav/index.js';
+import type { CommandModule } from '../program.js';
+import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
+import { portOption, readOptionFile, shareDir } from '../options.js';
+import { TransferTracker } from '../transfers.js';
+import { CliError, ExitCode } from '../exit-codes.js';
+
+interface ServeOptions {
+  port: number;
+  host: string;
+  readOnly?: boolean;
+  followSymlinks: 'never' | 'inside';
+  tlsCert?: string;
+  tlsKey?: string;
+  allowUnauthenticated?: boolean;
+  stateDir?: string;
+}
+
+const EXAMPLES = `
+Examples:
+  spicedav serve ~/Public                       http://127.0.0.1:8080/ for this machine only
+  spicedav serve ~/Public --read-only -p 9000   nothing can be changed through the server
+  spicedav serve /srv/share --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem --allow-unauthenticated
+                                                 on the network: think twice, anyone can write
+
+Mount it: gio mount dav://127.0.0.1:8080/ · mount -t davfs http://127.0.0.1:8080/ /mnt · cadaver http://127.0.0.1:8080/`;
+
+async function serve(dir: string, o: ServeOptions, command: Command): Promise<void> {
+  const globals = globalsOf(command);
+  const log = loggerFor(globals);
+  const root = shareDir(dir);
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+    throw new CliError('CLI_ERR_TLS_PAIR', 'TLS needs both --tls-cert and --tls-key', ExitCode.USAGE);
+  }
+  const tls = o.tlsCert && o.tlsKey ? { cert: readOptionFile('--tls-cert', o.tlsCert), key: readOptionFile('--tls-key', o.tlsKey) } : undefined;
+  const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
+  let address;
+  try {
+    address = await dav.listen({ port: o.port, host: o.host, tls, allowUnauthenticatedRemote: o.allowUnauthenticated });
+  } catch (err) {
+    await dav.destroy();
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new CliError('CLI_ERR_PORT_IN_USE', `port ${o.port} on ${o.host} is in use; pick another with --port`, ExitCode.ENVIRONMENT, { cause: err });
+    if (e.code === 'DAV_ERR_INSECURE_LISTEN') {
+      throw new CliError('CLI_ERR_INSECURE_LISTEN', `refusing to serve ${o.host} without authentication: anyone on the network could read and write ${root}. Bind 127.0.0.1, or pass --allow-unauthenticated if that is really what you want`, ExitCode.USAGE, { cause: err });
+    }
+    throw err;
+  }
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${tls ? 'https' : 'http'}://${host}:${address.port}/`;
+  const display = statusDisplay(globals, () => {
+    const { bytesIn, bytesOut } = tracker.totals();
+    return { title: `serving ${root}${o.readOnly ? ' (read-only)' : ''} at ${url}`, state: 'listening', bytesIn, bytesOut, transfers: tracker.views() };
+  });
+  const tracker = new TransferTracker(dav, (line) => display.event(line));
+  display.event(`serving ${root}${o.readOnly ? ' read-only' : ''} at ${url}  (Ctrl-C stops)`);
+  display.start();
+  await runUntilSignal(async () => {
+    display.stop();
+    await dav.close();
+  }, log);
+}
+
+export const serveCommand: CommandModule = {
+  register(program) {
+    program
+      .command('serve')
+      .summary('serve a folder over WebDAV on a TCP port (no VM needed)')
+      .description('Serve DIR with the same RFC 4918 WebDAV server `share` uses, on a TCP port: standalone sharing or testing without virtualization.')
+      .argument('<dir>', 'the folder to share')
+      .addOption(new Option('-p, --port <port>', 'TCP port (0 = any free port)').argParser(portOption(true)).default(8080))
+      .option('-H, --host <address>', 'address to listen on; beyond loopback needs --allow-unauthenticated', '127.0.0.1')
+      .option('-r, --read-only', 'refuse every change (PUT, DELETE, MKCOL, MOVE, COPY, PROPPATCH, LOCK)')
+      .addOption(new Option('--follow-symlinks <policy>', 'never: refuse paths through symlinks; inside: follow links that stay in the folder').choices(['never', 'inside']).default('never'))
+      .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key)')
+      .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+      .option('--allow-unauthenticated', 'allow listening beyond loopback without authentication')
+      .option('--state-dir <dir>', 'where dead properties are kept (default $XDG_STATE_HOME/spicedav)')
+      .addHelpText('after', EXAMPLES)
+      .action(serve);
+  },
+};

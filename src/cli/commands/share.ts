@@ -1,0 +1,133 @@
+import { Option, type Command } from 'commander';
+import { DavServer } from '../../../dav/index.js';
+import { QemuSocketTransport, Share, SpiceTransport, type Transport, type TransportState } from '../../host/index.js';
+import { parseSpiceUri } from '../../spice/index.js';
+import type { CommandModule } from '../program.js';
+import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
+import { shareDir, spicePassword } from '../options.js';
+import { TransferTracker } from '../transfers.js';
+import { CliError, ExitCode } from '../exit-codes.js';
+import { localViewer } from '../viewer-check.js';
+import { formatDuration } from '../format.js';
+import type { Logger } from '../../log.js';
+
+interface ShareCliOptions {
+  spice?: string;
+  qemuSocket?: string;
+  passwordFile?: string;
+  caFile?: string;
+  hostSubject?: string;
+  takeOver?: boolean;
+  readOnly?: boolean;
+  followSymlinks: 'never' | 'inside';
+  stateDir?: string;
+}
+
+const EXAMPLES = `
+Examples:
+  spicedav share ~/Public --spice spice://127.0.0.1:5930
+  spicedav share ~/Public --spice spice+tls://vmhost:5931 --ca-file ca-cert.pem --password-file ~/.spicepw
+  spicedav share ~/Public --qemu-socket /run/spicedav/vm.sock     (no SPICE client needed)
+  SPICE_PASSWORD=secret spicedav share ~/Public --spice spice://127.0.0.1:5930 --read-only
+
+The VM needs the webdav port (see examples/host/ for QEMU and libvirt), and the guest needs
+\`spicedav guest\` or spice-webdavd running. SPICE allows one client per VM: while a viewer is connected,
+share waits (or use --qemu-socket, which leaves SPICE to the viewer; or --take-over).`;
+
+function describe(state: TransportState): string {
+  switch (state.state) {
+    case 'linked':
+      return 'linked';
+    case 'retrying':
+      return `retrying in ${formatDuration((state.retryInMs ?? 0) / 1000)}${state.error ? `: ${state.error.message}` : ''}`;
+    default:
+      return state.detail ? `${state.state}: ${state.detail}` : state.state;
+  }
+}
+
+function transportFor(o: ShareCliOptions, log: Logger): { transport: Transport; target: string } {
+  if (Boolean(o.spice) === Boolean(o.qemuSocket)) {
+    throw new CliError('CLI_ERR_TRANSPORT', 'say how to reach the VM: --spice spice://HOST:PORT or --qemu-socket PATH (one of them)', ExitCode.USAGE);
+  }
+  if (o.qemuSocket) {
+    return { transport: new QemuSocketTransport({ path: o.qemuSocket, log: log.child({ component: 'qemu-socket' }) }), target: o.qemuSocket };
+  }
+  const address = parseSpiceUri(o.spice!);
+  const transport = new SpiceTransport({
+    ...address,
+    password: spicePassword(o.passwordFile),
+    tls: o.caFile || o.hostSubject ? { caFile: o.caFile, hostSubject: o.hostSubject } : undefined,
+    viewerCheck: o.takeOver ? undefined : localViewer,
+    log: log.child({ component: 'spice' }),
+  });
+  return { transport, target: o.spice! };
+}
+
+async function share(dir: string, o: ShareCliOptions, command: Command): Promise<void> {
+  const globals = globalsOf(command);
+  const log = loggerFor(globals);
+  const root = shareDir(dir);
+  const { transport, target } = transportFor(o, log);
+  const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
+  const share = new Share({ dav, transport, log: log.child({ component: 'share' }) });
+  let state: TransportState = { state: 'connecting' };
+  const display = statusDisplay(globals, () => {
+    const s = share.stats;
+    return {
+      title: `sharing ${root}${o.readOnly ? ' (read-only)' : ''} with ${target}`,
+      state: describe(state),
+      connections: s.channels,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      transfers: tracker.views(),
+    };
+  });
+  const tracker = new TransferTracker(dav, (line) => display.event(line));
+  const fatal = new Promise<Error | undefined>((resolve) => {
+    share.on('state', (next: TransportState) => {
+      const changed = next.state !== state.state || next.detail !== state.detail;
+      state = next;
+      if (next.state === 'closed' && next.error) resolve(next.error);
+      else if (changed && next.state !== 'retrying') display.event(describe(next));
+      else if (next.state === 'retrying' && next.error) display.event(describe(next));
+    });
+  });
+  share.on('link', () => display.event('guest attached: the folder is available in the VM'));
+  share.on('unlink', (err?: Error) => display.event(`guest link ended${err ? `: ${err.message}` : ''}; open guest connections were closed`));
+  share.start();
+  display.event(`sharing ${root}${o.readOnly ? ' read-only' : ''} with ${target}  (Ctrl-C stops)`);
+  display.start();
+  await runUntilSignal(
+    async () => {
+      display.stop();
+      await share.close();
+      await dav.close();
+    },
+    log,
+    fatal,
+  );
+}
+
+export const shareCommand: CommandModule = {
+  register(program) {
+    program
+      .command('share')
+      .summary('on the host: share a folder with a VM over SPICE or a QEMU socket')
+      .description(
+        'Share DIR with a VM: connect to its SPICE server as a client (or to a QEMU chardev socket), open the ' +
+          'org.spice-space.webdav.0 port and serve DIR there with the WebDAV server. Reconnects when the VM reboots.',
+      )
+      .argument('<dir>', 'the folder to share')
+      .option('--spice <uri>', 'the VM\'s SPICE server: spice://HOST:PORT, spice+tls://HOST:TLS_PORT, spice://HOST?port=P&tls-port=T')
+      .option('--qemu-socket <path>', 'QEMU -chardev socket,server=on path of the webdav virtserialport')
+      .option('--password-file <file>', 'read the SPICE password from this file (or set SPICE_PASSWORD); never on the command line')
+      .option('--ca-file <file>', 'CA certificate(s) for TLS (QEMU x509-dir/ca-cert.pem)')
+      .option('--host-subject <subject>', 'accept the server certificate with this subject instead of a host name match')
+      .option('--take-over', 'link even when a viewer is connected (SPICE will disconnect it)')
+      .option('-r, --read-only', 'the guest can read but change nothing')
+      .addOption(new Option('--follow-symlinks <policy>', 'never: refuse paths through symlinks; inside: follow links that stay in the folder').choices(['never', 'inside']).default('never'))
+      .option('--state-dir <dir>', 'where dead properties are kept (default $XDG_STATE_HOME/spicedav)')
+      .addHelpText('after', EXAMPLES)
+      .action(share);
+  },
+};

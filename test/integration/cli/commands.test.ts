@@ -1,0 +1,62 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCli, startCli } from '../../helpers/cli.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+test('every command has --help with examples, and exit code 0', async () => {
+  for (const cmd of ['share', 'guest', 'serve', 'doctor', 'demo']) {
+    const r = await runCli([cmd, '--help']);
+    assert.equal(r.code, 0, `${cmd} --help: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^Usage: spicedav ${cmd}`), cmd);
+    assert.match(r.stdout, /Example/, `${cmd} --help shows examples`);
+  }
+  const root = await runCli(['--help']);
+  assert.match(root.stdout, /Exit codes:/);
+});
+
+test('usage errors exit 2 with a hint; a missing folder exits 3 and says so', async (t) => {
+  const bad = await runCli(['serve', '--bogus', '.']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown option '--bogus'/);
+  assert.match(bad.stderr, /--help/);
+  const noPort = await runCli(['serve', '.', '--port', 'http']);
+  assert.equal(noPort.code, 2);
+  assert.match(noPort.stderr, /not a TCP port/);
+  const dir = await tempDir(t);
+  const missing = await runCli(['serve', join(dir, 'nope')]);
+  assert.equal(missing.code, 3);
+  assert.match(missing.stderr, /does not exist/);
+  const both = await runCli(['share', dir]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--spice spice:\/\/HOST:PORT or --qemu-socket PATH/);
+});
+
+test('serve refuses a public address without authentication (exit 2)', async (t) => {
+  const dir = await tempDir(t);
+  const r = await runCli(['serve', dir, '--host', '0.0.0.0', '--port', '0']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /without authentication/);
+});
+
+test('serve shares a folder until Ctrl-C, then exits 0', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'hello.txt'), 'hello from the host\n');
+  const cli = startCli(t, ['serve', dir, '--port', '0']);
+  const [, url] = await cli.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
+  assert.equal(await (await fetch(`${url}hello.txt`)).text(), 'hello from the host\n');
+  const put = await fetch(`${url}new.txt`, { method: 'PUT', body: 'written through serve' });
+  assert.equal(put.status, 201);
+  assert.equal(await readFile(join(dir, 'new.txt'), 'utf8'), 'written through serve');
+  assert.equal(await cli.stop('SIGINT'), 0);
+});
+
+test('serve --read-only refuses writes with 403 and leaves the folder alone', async (t) => {
+  const dir = await tempDir(t);
+  const cli = startCli(t, ['serve', dir, '--port', '0', '--read-only']);
+  const [, url] = await cli.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
+  assert.equal((await fetch(`${url}x.txt`, { method: 'PUT', body: 'no' })).status, 403);
+  await assert.rejects(readFile(join(dir, 'x.txt')));
+  assert.equal(await cli.stop('SIGTERM'), 0);
+});
