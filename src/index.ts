@@ -47,3 +47,5 @@ export type {
   UnixSocketPortDeviceOptions,
   MdnsAdvertiser,
 } from './guest/index.js';
+export { DavServer, DavError, Transfer, DEFAULT_LIMITS, defaultStateFile } from '../dav/index.js';
+export type { DavServerOptions, DavLimits, ListenOptions, SymlinkPolicy, Authenticator, DavCondition } from '../dav/index.js';
