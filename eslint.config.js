@@ -14,6 +14,7 @@ export default tseslint.config(
         clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly',
         clearImmediate: 'readonly', queueMicrotask: 'readonly', URL: 'readonly', AbortController: 'readonly',
         AbortSignal: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', structuredClone: 'readonly',
+        fetch: 'readonly', Response: 'readonly', Request: 'readonly', Headers: 'readonly', performance: 'readonly',
       },
     },
     rules: {
