@@ -3,6 +3,7 @@
  * session that runs client connections over one transport (`MuxSession`, `MuxChannel`). Wire format and peer
  * behaviour: ../shared/docs/protocol.md §a; contract: docs/DEVELOPING.md.
  */
+export { MuxChannel } from './channel.js';
 export { FrameDecoder, type FrameHandler } from './decoder.js';
 export { MuxError, type MuxErrorCode } from './errors.js';
 export {
@@ -14,3 +15,15 @@ export {
   encodeFrame,
   encodeClose,
 } from './frame.js';
+export {
+  MuxSession,
+  DEFAULT_MAX_CHANNEL_BUFFER,
+  DEFAULT_MAX_SESSION_BUFFER,
+  DEFAULT_MAX_CHANNELS,
+  DEFAULT_CHANNEL_HIGH_WATER_MARK,
+  type MuxRole,
+  type MuxSessionOptions,
+  type MuxSessionEvents,
+} from './session.js';
+export type { OverflowPolicy } from './slot.js';
+export type { MuxStats } from './stats.js';
