@@ -20,7 +20,7 @@ export interface DavCheckOptions {
   /** Size of the random file sent each way (CI uses a few tens of MiB, the benchmark 256 MiB). */
   bigFileBytes: number;
   expect100: Expect100;
-  /** Bound on each large transfer (TCG moves 15-40 MB/s). */
+  /** Bound on each large transfer (default: 60 s + 1 s per MB; TCG moves 5-40 MB/s, below 1 MB/s is broken). */
   transferTimeoutMs?: number;
 }
 
@@ -30,17 +30,25 @@ export interface TransferFigures {
   putMBps: number;
 }
 
-/** An HTTP answer as curl in the guest saw it. */
+/** An HTTP answer as curl in the guest saw it (status 0: no answer; `error` says why). */
 export interface GuestResponse {
   status: number;
   body: string;
+  error: string;
 }
 
 /** Runs `curl <args>` in the guest (URL included in args) and returns the status and body. */
 export async function guestCurl(vm: Vm, args: string, timeoutMs = 30_000): Promise<GuestResponse> {
-  const out = await vm.run(`curl -sS -m ${Math.ceil(timeoutMs / 1000)} -o /tmp/resp -w '%{http_code}\\n' ${args}; cat /tmp/resp 2>/dev/null; rm -f /tmp/resp`, { timeoutMs: timeoutMs + 5000 });
-  const nl = out.indexOf('\n');
-  return { status: Number(out.slice(0, nl)), body: out.slice(nl + 1) };
+  // The status goes on the first line, then curl's complaints (one line with -sS), then the body.
+  const out = await vm.run(`curl -sS -m ${Math.ceil(timeoutMs / 1000)} -o /tmp/resp.$$ -w '%{http_code}\\n' ${args} 2>/tmp/err.$$
+tr '\\n' ' ' </tmp/err.$$; echo; cat /tmp/resp.$$ 2>/dev/null; rm -f /tmp/resp.$$ /tmp/err.$$`, { timeoutMs: timeoutMs + 5000 });
+  const [status = '', error = '', ...body] = out.split('\n');
+  return { status: Number(status), body: body.join('\n'), error };
+}
+
+/** Asserts that a guest request got one of `expected`, with curl's error or the body in the message. */
+export function assertStatus(r: GuestResponse, ...expected: number[]): void {
+  assert.ok(expected.includes(r.status), `HTTP status ${r.status || `none (${r.error.trim()})`}, expected ${expected.join(' or ')}${r.body ? `:\n${r.body.slice(0, 2000)}` : ''}`);
 }
 
 /**
@@ -111,13 +119,13 @@ export function parseCurlFigures(output: string): CurlFigures {
  * `hostDir` is the folder the host side shares; the chain must be up (waitForChain).
  */
 export async function runDavChecks(t: TestContext, vm: Vm, hostDir: string, options: DavCheckOptions): Promise<TransferFigures> {
-  const transferTimeoutMs = options.transferTimeoutMs ?? 300_000;
+  const transferTimeoutMs = options.transferTimeoutMs ?? 60_000 + options.bigFileBytes / 1000;
   const figures: TransferFigures = { getMBps: 0, putMBps: 0 };
 
   await t.test('PROPFIND Depth: 1 lists the shared folder', async () => {
     await writeFile(join(hostDir, 'listed.txt'), 'x');
     const r = await guestCurl(vm, `-X PROPFIND -H 'Depth: 1' ${GUEST_URL}/`);
-    assert.equal(r.status, 207, r.body);
+    assertStatus(r, 207);
     assert.match(r.body, /listed\.txt/);
   });
 
@@ -125,13 +133,13 @@ export async function runDavChecks(t: TestContext, vm: Vm, hostDir: string, opti
     const content = 'hello from the host\n'.repeat(100);
     await writeFile(join(hostDir, 'hello.txt'), content);
     const r = await guestCurl(vm, `${GUEST_URL}/hello.txt`);
-    assert.equal(r.status, 200);
+    assertStatus(r, 200);
     assert.equal(r.body, content);
   });
 
   await t.test('PUT without Expect: 100-continue writes the host file', async () => {
     const r = await guestCurl(vm, `-H 'Expect:' -T /etc/passwd ${GUEST_URL}/put-plain.txt`);
-    assert.ok(r.status === 201 || r.status === 204, `status ${r.status}`);
+    assertStatus(r, 201, 204);
     assert.equal(await readFile(join(hostDir, 'put-plain.txt'), 'utf8'), await guestText(vm, '/etc/passwd'));
   });
 
@@ -139,13 +147,13 @@ export async function runDavChecks(t: TestContext, vm: Vm, hostDir: string, opti
   await t.test('PUT with Expect: 100-continue writes the host file', { todo: expectTodo }, async () => {
     const sha = await guestRandomFile(vm, '/tmp/expect.bin', 1 << 20);
     const r = await guestCurl(vm, `-H 'Expect: 100-continue' -T /tmp/expect.bin ${GUEST_URL}/put-expect.bin`);
-    assert.ok(r.status === 201 || r.status === 204, `status ${r.status}`);
+    assertStatus(r, 201, 204);
     assert.equal(await sha256File(join(hostDir, 'put-expect.bin')), sha);
   });
 
   await t.test('MKCOL creates a host folder', async () => {
     const r = await guestCurl(vm, `-X MKCOL ${GUEST_URL}/made`);
-    assert.equal(r.status, 201, r.body);
+    assertStatus(r, 201);
     assert.ok((await stat(join(hostDir, 'made'))).isDirectory());
   });
 
@@ -153,7 +161,7 @@ export async function runDavChecks(t: TestContext, vm: Vm, hostDir: string, opti
     await writeFile(join(hostDir, 'move-src.txt'), 'moving');
     await mkdir(join(hostDir, 'move-to'), { recursive: true });
     const r = await guestCurl(vm, `-X MOVE -H 'Destination: ${GUEST_URL}/move-to/moved.txt' ${GUEST_URL}/move-src.txt`);
-    assert.ok(r.status === 201 || r.status === 204, `status ${r.status}: ${r.body}`);
+    assertStatus(r, 201, 204);
     assert.equal(await readFile(join(hostDir, 'move-to', 'moved.txt'), 'utf8'), 'moving');
     await assert.rejects(stat(join(hostDir, 'move-src.txt')), { code: 'ENOENT' });
   });
@@ -162,7 +170,7 @@ export async function runDavChecks(t: TestContext, vm: Vm, hostDir: string, opti
     await mkdir(join(hostDir, 'doomed', 'sub'), { recursive: true });
     await writeFile(join(hostDir, 'doomed', 'sub', 'f.txt'), 'bye');
     const r = await guestCurl(vm, `-X DELETE ${GUEST_URL}/doomed`);
-    assert.ok(r.status === 204 || r.status === 200, `status ${r.status}: ${r.body}`);
+    assertStatus(r, 204, 200);
     await assert.rejects(stat(join(hostDir, 'doomed')), { code: 'ENOENT' });
   });
 

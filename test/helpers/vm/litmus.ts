@@ -32,8 +32,8 @@ export function parseLitmus(output: string): LitmusSummary {
   return s;
 }
 
-/** Runs every litmus suite (keep-going) in the guest against the chain's URL. */
-export async function runLitmusInGuest(vm: Vm, timeoutMs = 900_000): Promise<LitmusSummary> {
+/** Runs every litmus suite (keep-going) in the guest against the chain's URL; a healthy chain takes 1-2 min. */
+export async function runLitmusInGuest(vm: Vm, timeoutMs = 600_000): Promise<LitmusSummary> {
   const r = await vm.exec(`cd /tmp && litmus -k ${GUEST_URL}/ 2>&1`, { timeoutMs });
   return parseLitmus(r.output);
 }

@@ -12,13 +12,27 @@ process.once('exit', () => {
   for (const g of live) g.signal('SIGKILL');
 });
 
+// The group's leader is this shell. It runs the program and outlives it only to report its exit status (it
+// survives the group's SIGTERM so that a program that drains before exiting is waited for). Its lifeline
+// blocks reading our pipe and kills the whole group when the pipe closes: when this process dies by any
+// means, SIGKILL included (exit handlers do not run then, and a detached QEMU or share would outlive the run),
+// or when the leader exits and we close the pipe, which takes any member the program left behind with it.
+// (An asynchronous list's stdin is /dev/null, hence the pipe is kept as fd 3 first.)
+const LEADER = `trap : TERM INT HUP
+exec 3<&0
+"$@" </dev/null 3<&- & child=$!
+(trap - TERM INT HUP; while read -r _ <&3; do :; done; kill -KILL 0) >/dev/null 2>&1 &
+wait $child; rc=$?
+while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
+exit $rc`;
+
 /** The most output kept per process, for failure messages. */
 const OUTPUT_TAIL_BYTES = 64 * 1024;
 
 /**
- * A program started as the leader of its own process group (QEMU, xvfb-run with Xvfb and spicy, a spicedav
- * CLI), so that stopping it stops everything it started and nothing else: signals go to that group only.
- * Keeps the tail of its stdout and stderr for diagnostics.
+ * A program started in a process group of its own (QEMU, xvfb-run with Xvfb and spicy, a spicedav CLI), so
+ * that stopping it stops everything it started and nothing else: signals go to that group only. The group
+ * dies with this process however it ends (see LEADER). Keeps the tail of its stdout and stderr.
  */
 export class ProcessGroup {
   readonly name: string;
@@ -30,8 +44,9 @@ export class ProcessGroup {
 
   constructor(name: string, command: string, args: string[], options: Omit<SpawnOptions, 'detached' | 'stdio'> = {}) {
     this.name = name;
-    this.child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn('sh', ['-c', LEADER, 'sh', command, ...args], { ...options, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(this);
+    this.child.stdin?.on('error', () => {}); // EPIPE once the lifeline is gone: nothing to report
     const keep = (chunk: Buffer): void => {
       this.#output = (this.#output + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
     };
@@ -46,6 +61,7 @@ export class ProcessGroup {
       });
       this.child.once('exit', (code, signal) => {
         this.#status ??= { code, signal };
+        this.child.stdin?.end();
         resolve(this.#status);
       });
       // The leader's exit does not end its group (xvfb-run's Xvfb); 'close' also waits for the pipes.
