@@ -10,8 +10,8 @@ export const AGENT_PATH = '/usr/local/bin/spicedav-agent';
 /** The file listing the kernel modules /init loads, in dependency order. */
 export const MODULE_LIST_PATH = '/etc/spicedav/modules';
 
-/** Prefix of every line the guest writes to the serial console for the host to parse. */
-export const SERIAL_MARKER = '@@SPICEDAV';
+// Prefix of /init's own lines on the serial console, so they stand out in the log tail failure messages quote.
+const SERIAL_MARKER = '@@SPICEDAV';
 
 /**
  * PID 1 of the test guest. No udev and no systemd: it mounts the pseudo file systems, loads the virtio

@@ -3,7 +3,7 @@ import { requireTool } from '../tools.js';
 
 /** Host programs the VM harness needs (QEMU, and what the guest image is built from), with their packages. */
 const VM_TOOLS: Array<[tool: string, debianPackage: string]> = [
-  ['qemu-system-x86_64', 'qemu-system-x86'], ['busybox', 'busybox-static'], ['xz', 'xz-utils'], ['curl', 'curl'],
+  ['qemu-system-x86_64', 'qemu-system-x86'], ['busybox', 'busybox-static'], ['curl', 'curl'],
   ['litmus', 'litmus'], ['spice-webdavd', 'spice-webdavd'], ['dbus-daemon', 'dbus'], ['avahi-daemon', 'avahi-daemon'],
 ];
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient, type ExecResult } from './agent-client.js';
-import { AGENT_PORT_NAME, SERIAL_MARKER } from './guest-scripts.js';
+import { AGENT_PORT_NAME } from './guest-scripts.js';
 import type { GuestImage } from './image.js';
 import { ProcessGroup } from './process-group.js';
 
@@ -153,14 +153,6 @@ export class Vm {
     } catch {
       return '';
     }
-  }
-
-  /** The `@@SPICEDAV <what> <detail>` lines /init wrote to the serial console. */
-  markers(): Array<{ what: string; detail: string }> {
-    return this.serialLog().split('\n').flatMap((line) => {
-      const m = new RegExp(`^${SERIAL_MARKER} (\\S+) ?(.*)$`).exec(line.trim());
-      return m ? [{ what: m[1] ?? '', detail: m[2] ?? '' }] : [];
-    });
   }
 
   #serialTail(): string {
