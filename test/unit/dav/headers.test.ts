@@ -1,0 +1,149 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { parseDepth } from '../../../dav/headers/depth.js';
+import { parseOverwrite } from '../../../dav/headers/overwrite.js';
+import { parseTimeout } from '../../../dav/headers/timeout.js';
+import { parseDestination } from '../../../dav/headers/destination.js';
+import { parseRange } from '../../../dav/headers/range.js';
+import { evaluateConditionals, ifRangeAllows, parseEtagList, strongMatch, weakMatch } from '../../../dav/headers/conditional.js';
+import { parseIf } from '../../../dav/headers/if.js';
+import { DavError } from '../../../dav/errors.js';
+
+const status = (fn: () => unknown): number => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof DavError, `expected a DavError, got ${String(err)}`);
+    return err.status;
+  }
+  return 0;
+};
+
+test('Depth: 0, 1, infinity (any case), the fallback when absent, 400 otherwise', () => {
+  assert.equal(parseDepth('0', 'infinity'), 0);
+  assert.equal(parseDepth(' 1 ', 0), 1);
+  assert.equal(parseDepth('Infinity', 0), 'infinity');
+  assert.equal(parseDepth(undefined, 1), 1);
+  for (const bad of ['2', '', '-1', 'inf', '0,1']) assert.equal(status(() => parseDepth(bad, 0)), 400, bad);
+});
+
+test('Overwrite: T by default, T/F in any case, 400 otherwise', () => {
+  assert.equal(parseOverwrite(undefined), true);
+  assert.equal(parseOverwrite('T'), true);
+  assert.equal(parseOverwrite('f'), false);
+  for (const bad of ['yes', '', 'TF', '1']) assert.equal(status(() => parseOverwrite(bad)), 400, bad);
+});
+
+test('Timeout: the client preference list, Infinite as Infinity, garbage skipped', () => {
+  assert.deepEqual(parseTimeout(undefined), []);
+  assert.deepEqual(parseTimeout('Second-3600'), [3600]);
+  assert.deepEqual(parseTimeout('Infinite, Second-4100000000'), [Infinity, 4100000000]);
+  assert.deepEqual(parseTimeout('Minute-5, second-10, Second-x'), [10]);
+  assert.deepEqual(parseTimeout('Second-99999999999999999999'), []);
+});
+
+test('Destination: absolute path or same-host URI; other hosts 502; unsafe paths 400', () => {
+  assert.deepEqual(parseDestination('/a/b', 'h:1'), { path: '/a/b', trailingSlash: false });
+  assert.deepEqual(parseDestination('http://h:1/a/%20b/', 'h:1'), { path: '/a/ b', trailingSlash: true });
+  assert.deepEqual(parseDestination('http://H/x', 'h:80'), { path: '/x', trailingSlash: false });
+  assert.deepEqual(parseDestination('https://h/x', 'h:443'), { path: '/x', trailingSlash: false });
+  assert.equal(status(() => parseDestination('http://evil:1/a', 'h:1')), 502);
+  assert.equal(status(() => parseDestination('http://h:2/a', 'h:1')), 502);
+  assert.equal(status(() => parseDestination('ftp://h:1/a', 'h:1')), 502);
+  assert.equal(status(() => parseDestination('http://h:1/a', undefined)), 502);
+  assert.equal(status(() => parseDestination(undefined, 'h:1')), 400);
+  assert.equal(status(() => parseDestination('a/b', 'h:1')), 400);
+  assert.equal(status(() => parseDestination('http://u@h:1/a', 'h:1')), 400);
+  for (const p of ['/../x', '/a/%2e%2e/x', '/a/%2E%2e/%2e%2e/x', '/a%2fb', '/a%5cb', '/a\\b', '/a%00b', 'http://h:1/a/../../x']) {
+    assert.equal(status(() => parseDestination(p, 'h:1')), 400, p);
+  }
+});
+
+test('Range: single, suffix, open-ended, multiple in order, merged when overlapping', () => {
+  assert.deepEqual(parseRange('bytes=0-9', 100, 8), [{ start: 0, end: 9 }]);
+  assert.deepEqual(parseRange('bytes=-10', 100, 8), [{ start: 90, end: 99 }]);
+  assert.deepEqual(parseRange('bytes=95-', 100, 8), [{ start: 95, end: 99 }]);
+  assert.deepEqual(parseRange('bytes=90-200', 100, 8), [{ start: 90, end: 99 }]);
+  assert.deepEqual(parseRange('bytes=50-59, 0-9', 100, 8), [{ start: 50, end: 59 }, { start: 0, end: 9 }]);
+  assert.deepEqual(parseRange('bytes=0-50,10-20,51-60', 100, 8), [{ start: 0, end: 60 }]);
+  assert.deepEqual(parseRange('bytes=-200', 100, 8), [{ start: 0, end: 99 }]);
+});
+
+test('Range: unsatisfiable, ignored (syntax, other unit, too many) and absent', () => {
+  assert.equal(parseRange('bytes=100-', 100, 8), 'unsatisfiable');
+  assert.equal(parseRange('bytes=-0', 100, 8), 'unsatisfiable');
+  assert.equal(parseRange('bytes=0-', 0, 8), 'unsatisfiable');
+  assert.equal(parseRange(undefined, 100, 8), null);
+  assert.equal(parseRange('items=0-1', 100, 8), null);
+  assert.equal(parseRange('bytes=9-1', 100, 8), null);
+  assert.equal(parseRange('bytes=a-b', 100, 8), null);
+  assert.equal(parseRange('bytes=-', 100, 8), null);
+  assert.equal(parseRange('bytes=0-1,3-4,6-7', 100, 2), null);
+  assert.deepEqual(parseRange('bytes=' + Array(8).fill('0-').join(','), 100, 2), [{ start: 0, end: 99 }]);
+});
+
+test('entity tags: lists, strong and weak comparison', () => {
+  assert.deepEqual(parseEtagList('"a", W/"b" ,"c"'), ['"a"', 'W/"b"', '"c"']);
+  assert.equal(parseEtagList(' * '), '*');
+  assert.ok(strongMatch('"a"', '"a"'));
+  assert.ok(!strongMatch('W/"a"', '"a"'));
+  assert.ok(weakMatch('W/"a"', '"a"'));
+  assert.ok(!weakMatch('"a"', '"b"'));
+});
+
+test('conditionals follow RFC 9110 §13.2.2', () => {
+  const lm = new Date('2024-01-02T03:04:05Z');
+  const v = { etag: '"x"', lastModified: lm };
+  const none = { etag: null, lastModified: null };
+  const before = 'Mon, 01 Jan 2024 00:00:00 GMT';
+  const same = lm.toUTCString();
+  assert.equal(evaluateConditionals('GET', {}, v), 'proceed');
+  assert.equal(evaluateConditionals('PUT', { 'if-match': '"y"' }, v), 412);
+  assert.equal(evaluateConditionals('PUT', { 'if-match': '"x"' }, v), 'proceed');
+  assert.equal(evaluateConditionals('PUT', { 'if-match': '*' }, none), 412);
+  assert.equal(evaluateConditionals('PUT', { 'if-match': 'W/"x"' }, v), 412);
+  assert.equal(evaluateConditionals('PUT', { 'if-none-match': '*' }, v), 412);
+  assert.equal(evaluateConditionals('PUT', { 'if-none-match': '*' }, none), 'proceed');
+  assert.equal(evaluateConditionals('GET', { 'if-none-match': 'W/"x"' }, v), 304);
+  assert.equal(evaluateConditionals('HEAD', { 'if-none-match': '"a", "x"' }, v), 304);
+  assert.equal(evaluateConditionals('GET', { 'if-modified-since': same }, v), 304);
+  assert.equal(evaluateConditionals('GET', { 'if-modified-since': before }, v), 'proceed');
+  assert.equal(evaluateConditionals('GET', { 'if-modified-since': 'garbage' }, v), 'proceed');
+  assert.equal(evaluateConditionals('PUT', { 'if-modified-since': same }, v), 'proceed');
+  assert.equal(evaluateConditionals('PUT', { 'if-unmodified-since': before }, v), 412);
+  assert.equal(evaluateConditionals('PUT', { 'if-unmodified-since': same }, v), 'proceed');
+  // If-Match wins over If-Unmodified-Since, If-None-Match over If-Modified-Since.
+  assert.equal(evaluateConditionals('PUT', { 'if-match': '"x"', 'if-unmodified-since': before }, v), 'proceed');
+  assert.equal(evaluateConditionals('GET', { 'if-none-match': '"z"', 'if-modified-since': same }, v), 'proceed');
+});
+
+test('If-Range: strong tag or exact date', () => {
+  const v = { etag: '"x"', lastModified: new Date('2024-01-02T03:04:05Z') };
+  assert.ok(ifRangeAllows(undefined, v));
+  assert.ok(ifRangeAllows('"x"', v));
+  assert.ok(!ifRangeAllows('"y"', v));
+  assert.ok(!ifRangeAllows('W/"x"', v));
+  assert.ok(ifRangeAllows('Tue, 02 Jan 2024 03:04:05 GMT', v));
+  assert.ok(!ifRangeAllows('Tue, 02 Jan 2024 03:04:06 GMT', v));
+  assert.ok(!ifRangeAllows('nonsense', v));
+});
+
+test('If: untagged and tagged lists, Not, tokens and entity tags parse to data', () => {
+  assert.deepEqual(parseIf('(<urn:uuid:1>)'), [{ resource: null, conditions: [{ not: false, token: 'urn:uuid:1' }] }]);
+  assert.deepEqual(parseIf('(<urn:uuid:1> ["e"]) (Not <DAV:no-lock>)'), [
+    { resource: null, conditions: [{ not: false, token: 'urn:uuid:1' }, { not: false, etag: '"e"' }] },
+    { resource: null, conditions: [{ not: true, token: 'DAV:no-lock' }] },
+  ]);
+  assert.deepEqual(parseIf('<http://h/a> (<t1>) (Not[W/"e"]) </b> (<t2>)'), [
+    { resource: 'http://h/a', conditions: [{ not: false, token: 't1' }] },
+    { resource: 'http://h/a', conditions: [{ not: true, etag: 'W/"e"' }] },
+    { resource: '/b', conditions: [{ not: false, token: 't2' }] },
+  ]);
+  assert.deepEqual(parseIf('(NOT <a>)'), [{ resource: null, conditions: [{ not: true, token: 'a' }] }]);
+});
+
+test('If: malformed headers are 400', () => {
+  for (const bad of ['', '   ', '()', '(<a>', '<http://h/a>', '(<a>) <http://h/b> (<c>)', '([bad])', '(<a b>)', 'foo', '(Not)', '(<a>) x', '<>(<a>)']) {
+    assert.equal(status(() => parseIf(bad)), 400, bad);
+  }
+});

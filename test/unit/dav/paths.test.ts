@@ -1,0 +1,100 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseUrlPath, parentOf, nameOf, childOf, isWithin, ancestorsOf, hrefOf, Confinement } from '../../../dav/paths.js';
+import { createIo } from '../../../dav/storage/io.js';
+import { DavError } from '../../../dav/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const status = async (p: Promise<unknown> | (() => unknown)): Promise<number> => {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (err) {
+    assert.ok(err instanceof DavError, String(err));
+    return err.status;
+  }
+  return 0;
+};
+
+test('request paths are decoded and normalised', () => {
+  assert.deepEqual(parseUrlPath('/'), { path: '/', trailingSlash: false });
+  assert.deepEqual(parseUrlPath('//a///b/'), { path: '/a/b', trailingSlash: true });
+  assert.deepEqual(parseUrlPath('/a%20b/%E2%82%AC?x=/../'), { path: '/a b/€', trailingSlash: false });
+  assert.deepEqual(parseUrlPath('http://host:1/x/y'), { path: '/x/y', trailingSlash: false });
+  assert.deepEqual(parseUrlPath('http://host:1'), { path: '/', trailingSlash: false });
+  assert.deepEqual(parseUrlPath('/%2e%2e%2e'), { path: '/...', trailingSlash: false });
+  assert.deepEqual(parseUrlPath('/é'), { path: '/é', trailingSlash: false });
+});
+
+test('request paths that could leave the share or confuse the host are 400', async () => {
+  const bad = ['/..', '/a/../..', '/./a', '/%2e%2e/x', '/%2E%2E/x', '/.%2e/x', '/a/%2e', '/a%2fb', '/a%2Fb', '/a%5cb', '/a\\b', '/a%00b',
+    '/%', '/%zz', '/%c0%ae%c0%ae/x', '/%ff', 'a/b', '*', '/a#frag', '/%C0%AF'];
+  for (const p of bad) assert.equal(await status(() => parseUrlPath(p)), 400, p);
+});
+
+test('path helpers', () => {
+  assert.equal(parentOf('/a/b'), '/a');
+  assert.equal(parentOf('/a'), '/');
+  assert.equal(parentOf('/'), '/');
+  assert.equal(nameOf('/a/b c'), 'b c');
+  assert.equal(childOf('/', 'x'), '/x');
+  assert.equal(childOf('/a', 'x'), '/a/x');
+  assert.ok(isWithin('/a/b', '/a'));
+  assert.ok(isWithin('/a', '/a'));
+  assert.ok(!isWithin('/ab', '/a'));
+  assert.ok(isWithin('/x', '/'));
+  assert.deepEqual(ancestorsOf('/a/b/c'), ['/a/b', '/a', '/']);
+  assert.equal(hrefOf('/a b/€#?', false), '/a%20b/%E2%82%AC%23%3F');
+  assert.equal(hrefOf('/d', true), '/d/');
+  assert.equal(hrefOf('/', true), '/');
+});
+
+async function tree(t: test.TestContext) {
+  const base = await tempDir(t);
+  const root = join(base, 'share');
+  await mkdir(join(root, 'dir'), { recursive: true });
+  await mkdir(join(base, 'outside'));
+  await writeFile(join(root, 'dir', 'f'), 'in');
+  await writeFile(join(base, 'outside', 'secret'), 'out');
+  await symlink('../outside', join(root, 'out-dir'));
+  await symlink(join(base, 'outside', 'secret'), join(root, 'out-file'));
+  await symlink('dir', join(root, 'in-dir'));
+  await symlink('dir/f', join(root, 'in-file'));
+  await symlink('nowhere', join(root, 'dangling'));
+  return { base, root };
+}
+
+for (const inline of [true, false]) {
+  const io = createIo({ enabled: inline, maxMs: 1000, cooldownMs: 0, log: silentLogger });
+
+  test(`Confinement 'never' refuses every path through a symlink (${inline ? 'inline' : 'thread pool'} I/O)`, async (t) => {
+    const { root } = await tree(t);
+    const c = new Confinement(root, 'never', io);
+    assert.deepEqual(await c.resolve('/dir/f'), { target: join(c.root, 'dir/f'), entry: join(c.root, 'dir/f'), exists: true, parentIsDir: true });
+    assert.equal((await c.resolve('/dir/new')).exists, false);
+    assert.equal((await c.resolve('/dir/new')).parentIsDir, true);
+    assert.equal((await c.resolve('/nope/new')).parentIsDir, false);
+    assert.equal((await c.resolve('/dir/f/under')).parentIsDir, false);
+    for (const p of ['/out-dir', '/out-dir/secret', '/out-dir/new', '/out-file', '/in-dir', '/in-dir/f', '/in-file', '/dangling', '/in-dir/new']) {
+      assert.equal(await status(c.resolve(p)), 403, p);
+    }
+  });
+
+  test(`Confinement 'inside' follows links that stay inside only (${inline ? 'inline' : 'thread pool'} I/O)`, async (t) => {
+    const { root } = await tree(t);
+    const c = new Confinement(root, 'inside', io);
+    const r = await c.resolve('/in-dir/f');
+    assert.equal(r.target, join(c.root, 'dir/f'));
+    assert.equal(r.entry, join(c.root, 'dir/f'));
+    const l = await c.resolve('/in-file');
+    assert.equal(l.target, join(c.root, 'dir/f'));
+    assert.equal(l.entry, join(c.root, 'in-file'), 'DELETE/MOVE act on the link itself');
+    for (const p of ['/out-dir', '/out-dir/secret', '/out-dir/new', '/out-file', '/dangling']) assert.equal(await status(c.resolve(p)), 403, p);
+  });
+}
+
+test('Confinement refuses a root that does not exist', () => {
+  assert.throws(() => new Confinement('/nonexistent/spicedav/root', 'never', createIo({ enabled: false, maxMs: 1, cooldownMs: 0, log: silentLogger })), /DAV_ERR_ROOT|cannot be opened/);
+});
