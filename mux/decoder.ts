@@ -5,8 +5,22 @@ import { FRAME_HEADER_SIZE } from './frame.js';
  * Receives each decoded frame. `payload` is empty exactly for a size-0 ("client closed") frame. It may be a view
  * into the chunk given to `push()` (zero-copy), so a handler that keeps it must not let the chunk's owner reuse
  * that memory; transports hand out fresh chunks, so in practice this only matters to hand-written callers.
+ * `offset` is where `payload` starts within its frame's payload: always 0, except in streaming mode (see
+ * {@link FrameDecoderOptions}), where a frame can arrive in several consecutive pieces.
  */
-export type FrameHandler = (id: bigint, payload: Buffer) => void;
+export type FrameHandler = (id: bigint, payload: Buffer, offset: number) => void;
+
+/** Options of a {@link FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /**
+   * `false` (default): every call carries one whole frame. `true`: a frame that straddles chunks is delivered
+   * in pieces as its bytes arrive (each non-empty, in order, none from another frame in between, `offset`
+   * counting up from 0), so payload bytes are never copied. A multiplexer that forwards bytes to per-client
+   * streams wants this: transports cut the stream without regard to frames (Node reads sockets 64 KiB at a time,
+   * a full frame is 65545 bytes), so reassembly would copy nearly every payload.
+   */
+  streaming?: boolean;
+}
 
 // The decoder's states, in wire order (see the layout in frame.ts). ENDED is terminal: end() was called or the
 // handler threw, and the byte position in the stream is no longer known.
@@ -29,7 +43,7 @@ const STATE_NAMES = ['client id', 'size', 'payload'];
  *
  * Memory: a payload that lies inside one chunk is delivered as a `subarray` of it (no copy). Only a frame that
  * straddles chunk boundaries is reassembled, into one buffer of exactly its size (≤ 65535 bytes), so the
- * decoder never holds more than one frame.
+ * decoder never holds more than one frame; in streaming mode nothing is ever copied or held.
  */
 export class FrameDecoder {
   readonly #onFrame: FrameHandler;
@@ -39,13 +53,24 @@ export class FrameDecoder {
   /** Holds a header field that straddles chunks; big enough for the id, the larger of the two. */
   readonly #field = Buffer.allocUnsafe(ID_SIZE);
   #id = 0n;
+  /** The id's two 32-bit halves as last read: while they repeat, #id is reused instead of a new bigint. */
+  #idLow = 0;
+  #idHigh = 0;
   #size = 0;
   /** The payload being reassembled across chunks, allocated at its first byte. */
   #partial: Buffer | null = null;
+  readonly #streaming: boolean;
+  #frames = 0;
 
-  /** @param onFrame called synchronously from `push()` for every complete frame. */
-  constructor(onFrame: FrameHandler) {
+  /** @param onFrame called synchronously from `push()` for every complete frame (or piece, when streaming). */
+  constructor(onFrame: FrameHandler, options: FrameDecoderOptions = {}) {
     this.#onFrame = onFrame;
+    this.#streaming = options.streaming === true;
+  }
+
+  /** Frames whose header has been decoded so far (size-0 frames included). */
+  get frames(): number {
+    return this.#frames;
   }
 
   /**
@@ -91,12 +116,12 @@ export class FrameDecoder {
       switch (this.#state) {
         case READ_ID: {
           if (this.#have === 0 && len - off >= ID_SIZE) {
-            this.#id = chunk.readBigInt64LE(off);
+            this.#setId(chunk, off);
             off += ID_SIZE;
           } else {
             off = this.#collectField(chunk, off, ID_SIZE);
             if (this.#have < ID_SIZE) return;
-            this.#id = this.#field.readBigInt64LE(0);
+            this.#setId(this.#field, 0);
             this.#have = 0;
           }
           this.#state = READ_SIZE;
@@ -112,10 +137,11 @@ export class FrameDecoder {
             this.#size = this.#field.readUInt16LE(0);
             this.#have = 0;
           }
+          this.#frames++;
           if (this.#size === 0) {
             // The state is updated before the handler runs, so a throwing handler leaves a consistent decoder.
             this.#state = READ_ID;
-            this.#onFrame(this.#id, EMPTY);
+            this.#onFrame(this.#id, EMPTY, 0);
           } else {
             this.#state = READ_DATA;
           }
@@ -123,30 +149,53 @@ export class FrameDecoder {
         }
         case READ_DATA: {
           const size = this.#size;
-          if (this.#have === 0 && len - off >= size) {
-            // The whole payload is inside this chunk: hand out a view, no copy.
-            const payload = chunk.subarray(off, off + size);
+          const have = this.#have;
+          const n = Math.min(size - have, len - off);
+          if (have === 0 && n === size) {
+            // The whole payload is inside this chunk: hand out a view, no copy (the chunk itself when it is
+            // exactly the payload, as when the sender wrote header and payload separately).
+            const payload = off === 0 && size === len ? chunk : chunk.subarray(off, off + size);
             off += size;
             this.#state = READ_ID;
-            this.#onFrame(this.#id, payload);
+            this.#onFrame(this.#id, payload, 0);
+            break;
+          }
+          if (this.#streaming) {
+            const piece = chunk.subarray(off, off + n);
+            off += n;
+            this.#have = have + n === size ? 0 : have + n;
+            if (this.#have === 0) this.#state = READ_ID;
+            this.#onFrame(this.#id, piece, have);
             break;
           }
           const partial = (this.#partial ??= Buffer.allocUnsafe(size));
-          const n = Math.min(size - this.#have, len - off);
-          chunk.copy(partial, this.#have, off, off + n);
-          this.#have += n;
+          chunk.copy(partial, have, off, off + n);
+          this.#have = have + n;
           off += n;
           if (this.#have < size) return;
           this.#partial = null;
           this.#have = 0;
           this.#state = READ_ID;
-          this.#onFrame(this.#id, partial);
+          this.#onFrame(this.#id, partial, 0);
           break;
         }
         default:
           return;
       }
     }
+  }
+
+  /**
+   * Reads the int64 LE id at `off`. Consecutive frames usually carry the same id (a bulk transfer), and two
+   * int32 reads and compares cost less than allocating a bigint per frame.
+   */
+  #setId(buf: Buffer, off: number): void {
+    const low = buf.readInt32LE(off);
+    const high = buf.readInt32LE(off + 4);
+    if (low === this.#idLow && high === this.#idHigh) return;
+    this.#idLow = low;
+    this.#idHigh = high;
+    this.#id = buf.readBigInt64LE(off);
   }
 
   /** Copies up to the rest of a `width`-byte header field from `chunk` into #field; returns the new offset. */

@@ -47,12 +47,20 @@ function header(id: bigint, size: number): Buffer {
  */
 export function encodeFrame(id: bigint, payload: Buffer): Buffer[] {
   assertClientId(id);
+  return splitFrames(payload, (size) => header(id, size));
+}
+
+/**
+ * The splitting behind {@link encodeFrame}, with the header made by `makeHeader(size)`: lets a channel reuse its
+ * id's encoded bytes instead of re-encoding the bigint per frame. Internal to mux/.
+ */
+export function splitFrames(payload: Buffer, makeHeader: (size: number) => Buffer): Buffer[] {
   const n = payload.length;
-  if (n <= MAX_FRAME_PAYLOAD) return n === 0 ? [] : [header(id, n), payload];
+  if (n <= MAX_FRAME_PAYLOAD) return n === 0 ? [] : [makeHeader(n), payload];
   const out: Buffer[] = [];
   for (let off = 0; off < n; off += MAX_FRAME_PAYLOAD) {
     const part = payload.subarray(off, Math.min(off + MAX_FRAME_PAYLOAD, n));
-    out.push(header(id, part.length), part);
+    out.push(makeHeader(part.length), part);
   }
   return out;
 }

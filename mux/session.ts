@@ -146,7 +146,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.#maxChannels = limit('maxChannels', options.maxChannels, DEFAULT_MAX_CHANNELS);
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#scheduler = new FrameScheduler(transport);
-    this.#decoder = new FrameDecoder(this.#onFrame);
+    // Streaming: channels are byte streams, so payload pieces go to them as they arrive, never copied.
+    this.#decoder = new FrameDecoder(this.#onFrame, { streaming: true });
 
     this.#owner = {
       scheduler: this.#scheduler,
@@ -280,12 +281,13 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
   // inbound ----------------------------------------------------------------------------------------------------
 
-  readonly #onFrame = (id: bigint, payload: Buffer): void => {
+  /** One frame, or (streaming decoder) one piece of a frame's payload starting at `offset`. */
+  readonly #onFrame = (id: bigint, payload: Buffer, offset: number): void => {
     const stats = this.stats;
-    stats.framesIn++;
+    if (offset === 0) stats.framesIn++;
     stats.bytesIn += payload.length;
     if (this.#state !== RUNNING && this.#state !== CLOSING) {
-      if (payload.length > 0) stats.framesDropped++;
+      if (payload.length > 0 && offset === 0) stats.framesDropped++;
       return;
     }
     const slot = this.#ids.get(id);
@@ -296,9 +298,12 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     }
     if (slot !== undefined) {
       if (slot.receiving) slot.deliver(payload);
-      else stats.framesDropped++;
+      else if (offset === 0) stats.framesDropped++;
       return;
     }
+    // The rest of a frame whose start found no channel (dropped, refused, or its channel went away meanwhile)
+    // is dropped too: it must never start a connection in the middle of a frame.
+    if (offset > 0) return;
     if (this.role === 'guest' || this.#state !== RUNNING) {
       // Guest role: the host never opens connections (spice-webdavd drops these silently too).
       stats.framesDropped++;

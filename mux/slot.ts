@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import type { Logger } from '../src/log.js';
 import { MuxChannel, type ChannelLink, type StreamCallback } from './channel.js';
 import { MuxError } from './errors.js';
-import { encodeClose, encodeFrame, MAX_FRAME_PAYLOAD } from './frame.js';
+import { encodeClose, FRAME_HEADER_SIZE, MAX_FRAME_PAYLOAD, splitFrames } from './frame.js';
 import type { FrameScheduler, FrameSource } from './scheduler.js';
 import type { MuxStats } from './stats.js';
 
@@ -38,10 +38,18 @@ const DETACHED = 3; // the id is free (our size-0 frame went out, or the peer's 
 
 /** Writes smaller than this are merged with their neighbours into one frame (a copy, but a small one). */
 const COALESCE_BELOW = 4096;
+/**
+ * Payloads up to this size are copied behind their header and sent as one buffer: one transport write (and
+ * one chunk for the peer's decoder) instead of two, for less than the cost of the write it saves.
+ */
+const INLINE_PAYLOAD_MAX = 1024;
 const EMPTY = Buffer.alloc(0);
 
 interface OutItem {
-  /** Flattened [header, payload] pairs as encodeFrame returns them; a close item is [header, EMPTY]. */
+  /**
+   * Flattened [header, payload] pairs as encodeFrame returns them, except that a small payload is inlined after
+   * its header ([header + payload, EMPTY]); a close item is [header, EMPTY].
+   */
   readonly frames: Buffer[];
   pos: number;
   readonly cb: StreamCallback | null;
@@ -63,11 +71,18 @@ export class ChannelSlot implements ChannelLink, FrameSource {
   #accounted = 0;
   /** Counted in the session's over-bound tally ('pause' policy). */
   #over = false;
+  /** The header of a full 65535-byte frame for this id: immutable, so every full frame shares it. */
+  readonly #fullHeader: Buffer;
+  /** The id as it goes on the wire (int64 LE), encoded once. */
+  readonly #idBytes: Buffer;
 
   constructor(id: bigint, owner: SlotOwner) {
     this.id = id;
     this.#owner = owner;
     this.channel = new MuxChannel(id, this, { highWaterMark: owner.highWaterMark });
+    this.#fullHeader = encodeClose(id);
+    this.#fullHeader.writeUInt16LE(MAX_FRAME_PAYLOAD, 8);
+    this.#idBytes = this.#fullHeader.subarray(0, 8);
   }
 
   /** True while data frames for this id belong to this channel. */
@@ -206,7 +221,8 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     if (payload.length > 0) transport.write(payload);
     const stats = this.#owner.stats;
     stats.framesOut++;
-    stats.bytesOut += payload.length;
+    // An inlined payload travels in the header buffer (see #frame).
+    stats.bytesOut += payload.length + header.length - FRAME_HEADER_SIZE;
     item.pos += 2;
     if (item.pos < item.frames.length) return true;
     this.#items.shift();
@@ -251,14 +267,16 @@ export class ChannelSlot implements ChannelLink, FrameSource {
    * a transport write and, on the SPICE link, a whole message each.
    */
   #encode(chunks: Buffer[]): Buffer[] {
-    if (chunks.length === 1) return encodeFrame(this.id, chunks[0] as Buffer);
     const frames: Buffer[] = [];
+    if (chunks.length === 1) {
+      this.#frame(chunks[0] as Buffer, frames);
+      return frames;
+    }
     let run: Buffer[] = [];
     let runBytes = 0;
     const flushRun = (): void => {
       if (run.length === 0) return;
-      const merged = run.length === 1 ? (run[0] as Buffer) : Buffer.concat(run, runBytes);
-      for (const b of encodeFrame(this.id, merged)) frames.push(b);
+      this.#frame(run.length === 1 ? (run[0] as Buffer) : Buffer.concat(run, runBytes), frames);
       run = [];
       runBytes = 0;
     };
@@ -270,10 +288,37 @@ export class ChannelSlot implements ChannelLink, FrameSource {
         runBytes += chunk.length;
       } else {
         flushRun();
-        for (const b of encodeFrame(this.id, chunk)) frames.push(b);
+        this.#frame(chunk, frames);
       }
     }
     flushRun();
     return frames;
   }
+
+  /** Appends the [header, payload] pairs of `payload` to `frames`; a small payload rides inside its header. */
+  #frame(payload: Buffer, frames: Buffer[]): void {
+    const pairs = splitFrames(payload, this.#header);
+    for (let i = 0; i < pairs.length; i += 2) {
+      const p = pairs[i + 1] as Buffer;
+      if (p.length <= INLINE_PAYLOAD_MAX) frames.push(this.#inline(p), EMPTY);
+      else frames.push(pairs[i] as Buffer, p);
+    }
+  }
+
+  /** Header and payload in one new buffer (the payload is at most INLINE_PAYLOAD_MAX bytes). */
+  #inline(payload: Buffer): Buffer {
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
+    frame.set(this.#idBytes, 0);
+    frame.writeUInt16LE(payload.length, 8);
+    frame.set(payload, FRAME_HEADER_SIZE);
+    return frame;
+  }
+
+  readonly #header = (size: number): Buffer => {
+    if (size === MAX_FRAME_PAYLOAD) return this.#fullHeader;
+    const h = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
+    h.set(this.#idBytes, 0);
+    h.writeUInt16LE(size, 8);
+    return h;
+  };
 }

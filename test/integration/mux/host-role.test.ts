@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { MuxSession, type MuxChannel } from '../../../mux/index.js';
+import { encodeFrame, MuxSession, type MuxChannel } from '../../../mux/index.js';
 import { duplexPair } from '../../helpers/duplex-pair.js';
 import { RawPeer, readAll, until, waitFor } from './harness.js';
 
@@ -140,6 +140,32 @@ test("host role: at maxChannels new ids are refused (frames dropped, counted); w
   await until(() => raw.closesFor(9n) === 1, 'refusal');
   assert.equal(lonely.channelCount, 0);
   await lonely.destroy();
+});
+
+test('host role: the rest of a refused frame, arriving in a later chunk, never opens a connection', async () => {
+  const [hostSide, guestSide] = duplexPair();
+  const host = new MuxSession(hostSide, { role: 'host', maxChannels: 1 });
+  const opened: MuxChannel[] = [];
+  host.on('channel', (ch) => opened.push(ch.on('error', () => {})));
+  const raw = new RawPeer(guestSide);
+  raw.send(1n, 'a');
+  await until(() => opened.length === 1, 'first channel');
+  // A frame for a new id cut in two transport chunks: its start is refused (maxChannels), its end must not be
+  // taken for a new connection once there is room.
+  const frame = Buffer.concat(encodeFrame(2n, Buffer.from('0123456789')));
+  guestSide.write(frame.subarray(0, 14));
+  await RawPeer.settle();
+  opened[0]?.end();
+  await until(() => host.channelCount === 0, 'room again');
+  guestSide.write(frame.subarray(14));
+  raw.send(3n, 'c');
+  await until(() => opened.length === 2, 'a later, whole frame does open');
+  assert.deepEqual(
+    opened.map((c) => c.id),
+    [1n, 3n],
+  );
+  assert.equal(host.stats.channelsRefused, 1);
+  await host.destroy();
 });
 
 test('host role: open() is refused with MUX_ERR_ROLE', async () => {

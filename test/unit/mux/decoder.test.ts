@@ -88,6 +88,53 @@ test('property: any frames, split at any points, decode to themselves', () => {
   );
 });
 
+/** Streaming-mode decode: pieces are merged back into frames, checking the piece invariants on the way. */
+function decodeStreaming(chunks: Buffer[]): Frame[] {
+  const out: Frame[] = [];
+  const buffers = new Set(chunks.map((c) => c.buffer));
+  let expect = -1; // offset the next piece must have, or -1 at a frame boundary
+  let lastId = 0n;
+  const d = new FrameDecoder(
+    (id, payload, offset) => {
+      assert.ok(buffers.has(payload.buffer) || payload.length === 0, 'a view of an input chunk: never copied');
+      if (offset === 0) {
+        out.push({ id, payload: Buffer.from(payload) });
+      } else {
+        assert.equal(offset, expect, 'pieces are consecutive');
+        assert.equal(id, lastId, 'no other frame in between');
+        assert.ok(payload.length > 0, 'pieces are never empty');
+        const last = out[out.length - 1] as Frame;
+        last.payload = Buffer.concat([last.payload, payload]);
+      }
+      lastId = id;
+      expect = offset + payload.length;
+    },
+    { streaming: true },
+  );
+  for (const c of chunks) d.push(c);
+  d.end();
+  assert.equal(d.frames, out.length, 'frames counts headers');
+  return out;
+}
+
+test('streaming mode: any frames, split at any points, arrive as consecutive uncopied pieces of themselves', () => {
+  fc.assert(
+    fc.property(fc.array(frameArb, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (frames, cuts) => {
+      const stream = encodeAll(frames);
+      const chunks = splitAt(
+        stream,
+        cuts.map((c) => (stream.length ? c % (stream.length + 1) : 0)),
+      );
+      assert.deepEqual(decodeStreaming(chunks), frames);
+    }),
+    { numRuns: 300 },
+  );
+  const stream = encodeAll(SAMPLE);
+  for (let k = 0; k <= stream.length; k++) {
+    assert.deepEqual(decodeStreaming([stream.subarray(0, k), stream.subarray(k)]), SAMPLE, `split at ${k}`);
+  }
+});
+
 test('zero-copy when the payload lies inside one chunk; one copy when it straddles chunks', () => {
   // A buffer with its own ArrayBuffer (not Node's shared pool), so "same memory" is a meaningful check.
   const stream = Buffer.from(new Uint8Array(encodeAll([{ id: 9n, payload: Buffer.from('hello world') }])).buffer);

@@ -51,7 +51,7 @@ function rng(seed: number): () => number {
  * One fuzz case: a random byte stream (half pure noise, half real frames with random bytes flipped and a random
  * cut), split at random points. The decoder must never throw from push(), must never hang, and what it decodes
  * must re-encode to exactly the prefix of the stream it consumed; end() throws MUX_ERR_TRUNCATED exactly when
- * bytes are left over.
+ * bytes are left over. The streaming decoder must agree with the reassembling one.
  */
 export function fuzzOnce(seed: number): void {
   const r = rng(seed);
@@ -71,11 +71,29 @@ export function fuzzOnce(seed: number): void {
     stream = stream.subarray(0, Math.floor(r() * (stream.length + 1)));
   }
   const cuts = Array.from({ length: Math.floor(r() * 5) }, () => Math.floor(r() * (stream.length + 1)));
+  const chunks = splitAt(stream, cuts);
   const frames: Frame[] = [];
   const d = new FrameDecoder((id, payload) => frames.push({ id, payload: Buffer.from(payload) }));
-  for (const c of splitAt(stream, cuts)) d.push(c);
+  for (const c of chunks) d.push(c);
   const consumed = encodeAll(frames);
   assert.deepEqual(consumed, stream.subarray(0, consumed.length), `seed ${seed}: decoded frames re-encode to the input`);
-  if (consumed.length === stream.length) d.end();
-  else assert.throws(() => d.end(), (e) => hasCode(e, 'MUX_ERR_TRUNCATED'), `seed ${seed}: leftover bytes`);
+  const truncated = consumed.length !== stream.length;
+  if (truncated) assert.throws(() => d.end(), (e) => hasCode(e, 'MUX_ERR_TRUNCATED'), `seed ${seed}: leftover bytes`);
+  else d.end();
+
+  // Streaming mode over the same chunks: the same frames, in uncopied pieces, plus at most the start of the
+  // frame that was cut off.
+  const pieces: Frame[] = [];
+  const s = new FrameDecoder(
+    (id, payload, offset) => {
+      if (offset === 0) pieces.push({ id, payload });
+      else (pieces[pieces.length - 1] as Frame).payload = Buffer.concat([(pieces[pieces.length - 1] as Frame).payload, payload]);
+    },
+    { streaming: true },
+  );
+  for (const c of chunks) s.push(c);
+  assert.deepEqual(pieces.slice(0, frames.length), frames, `seed ${seed}: streaming agrees`);
+  assert.ok(pieces.length - frames.length <= (truncated ? 1 : 0), `seed ${seed}: at most one partial frame`);
+  if (truncated) assert.throws(() => s.end(), (e) => hasCode(e, 'MUX_ERR_TRUNCATED'), `seed ${seed}: streaming end`);
+  else s.end();
 }
