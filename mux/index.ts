@@ -4,7 +4,7 @@
  * behaviour: ../shared/docs/protocol.md §a; contract: docs/DEVELOPING.md.
  */
 export { MuxChannel } from './channel.js';
-export { FrameDecoder, type FrameHandler } from './decoder.js';
+export { FrameDecoder, type FrameHandler, type FrameDecoderOptions } from './decoder.js';
 export { MuxError, type MuxErrorCode } from './errors.js';
 export {
   FRAME_HEADER_SIZE,

@@ -5,6 +5,33 @@
 export { SpicedavError, hasCode } from './errors.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, CreateLoggerOptions } from './log.js';
+export {
+  MuxSession,
+  MuxChannel,
+  MuxError,
+  FrameDecoder,
+  encodeFrame,
+  encodeClose,
+  assertClientId,
+  FRAME_HEADER_SIZE,
+  MAX_FRAME_PAYLOAD,
+  MIN_CLIENT_ID,
+  MAX_CLIENT_ID,
+  DEFAULT_MAX_CHANNEL_BUFFER,
+  DEFAULT_MAX_SESSION_BUFFER,
+  DEFAULT_MAX_CHANNELS,
+  DEFAULT_CHANNEL_HIGH_WATER_MARK,
+} from '../mux/index.js';
+export type {
+  MuxRole,
+  MuxSessionOptions,
+  MuxSessionEvents,
+  MuxStats,
+  MuxErrorCode,
+  OverflowPolicy,
+  FrameHandler,
+  FrameDecoderOptions,
+} from '../mux/index.js';
 export { connectSpice, parseSpiceUri, SpiceSession, SpicePortChannel, SpiceError, SPICE_CHANNEL_WEBDAV } from './spice/index.js';
 export type { ConnectSpiceOptions, SpiceAddress, SpiceEndpoint, SpiceTlsOptions, SpiceErrorCode, PortCloseReason } from './spice/index.js';
 export { Share, SpiceTransport, QemuSocketTransport, MemoryTransport, createMemoryTransport, HostError } from './host/index.js';
