@@ -52,13 +52,22 @@ export function encodeFrame(id: bigint, payload: Buffer): Buffer[] {
 
 /**
  * The splitting behind {@link encodeFrame}, with the header made by `makeHeader(size)`: lets a channel reuse its
- * id's encoded bytes instead of re-encoding the bigint per frame. Internal to mux/.
+ * id's encoded bytes instead of re-encoding the bigint per frame. With `remainderFirst`, the frame shorter than
+ * 65535 (if any) comes first instead of last: a writer that stops at its transport's high-water mark then sends
+ * the short frame together with the next full one, instead of alone in a write of its own (a 64 KiB write is
+ * 1 + 65535 bytes of payload). Internal to mux/.
  */
-export function splitFrames(payload: Buffer, makeHeader: (size: number) => Buffer): Buffer[] {
+export function splitFrames(payload: Buffer, makeHeader: (size: number) => Buffer, remainderFirst = false): Buffer[] {
   const n = payload.length;
   if (n <= MAX_FRAME_PAYLOAD) return n === 0 ? [] : [makeHeader(n), payload];
   const out: Buffer[] = [];
-  for (let off = 0; off < n; off += MAX_FRAME_PAYLOAD) {
+  let off = 0;
+  const remainder = n % MAX_FRAME_PAYLOAD;
+  if (remainderFirst && remainder > 0) {
+    out.push(makeHeader(remainder), payload.subarray(0, remainder));
+    off = remainder;
+  }
+  for (; off < n; off += MAX_FRAME_PAYLOAD) {
     const part = payload.subarray(off, Math.min(off + MAX_FRAME_PAYLOAD, n));
     out.push(makeHeader(part.length), part);
   }

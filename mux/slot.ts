@@ -297,7 +297,7 @@ export class ChannelSlot implements ChannelLink, FrameSource {
 
   /** Appends the [header, payload] pairs of `payload` to `frames`; a small payload rides inside its header. */
   #frame(payload: Buffer, frames: Buffer[]): void {
-    const pairs = splitFrames(payload, this.#header);
+    const pairs = splitFrames(payload, this.#header, true);
     for (let i = 0; i < pairs.length; i += 2) {
       const p = pairs[i + 1] as Buffer;
       if (p.length <= INLINE_PAYLOAD_MAX) frames.push(this.#inline(p), EMPTY);
