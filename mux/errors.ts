@@ -9,7 +9,8 @@ import { SpicedavError } from '../src/errors.js';
  * - `MUX_ERR_TRANSPORT_CLOSED`: the transport ended, failed or was closed under the session; every channel is
  *   destroyed with this code (the cause, if any, is attached).
  * - `MUX_ERR_CHANNEL_OVERFLOW`: a channel's reader fell more than `maxChannelBuffer` bytes behind its peer.
- * - `MUX_ERR_DESTROYED`: the session was destroyed (or closed) and the operation can no longer run.
+ * - `MUX_ERR_DESTROYED`: the session or channel was destroyed (or closed) and the operation can no longer run:
+ *   `open()` after close, a write that was still waiting when its channel or session went away.
  * - `MUX_ERR_BAD_ID`: a client id that is not a signed 64-bit integer.
  * - `MUX_ERR_ROLE`: an operation the session's role does not allow (e.g. `open()` in the host role).
  * - `MUX_ERR_CHANNEL_LIMIT`: `open()` while `maxChannels` channels are open.

@@ -230,12 +230,14 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   }
 
   /**
-   * Aborts now: every channel is destroyed with `err` (or `MUX_ERR_DESTROYED`), queued frames are dropped and
-   * the transport is destroyed. Resolves once `'close'` has been emitted. Idempotent; never rejects.
+   * Aborts now: queued frames are dropped, the transport is destroyed, and every channel is destroyed with `err`
+   * (which its `'error'` listeners see) or, without one, closed the way `stream.destroy()` closes a stream: no
+   * `'error'` event, and writes still waiting fail with `MUX_ERR_DESTROYED`. Resolves once `'close'` has been
+   * emitted. Idempotent; never rejects.
    */
   destroy(err?: Error): Promise<void> {
     if (this.#state !== CLOSED) {
-      this.#teardown(err ?? new MuxError('MUX_ERR_DESTROYED', 'the mux session was destroyed'), err);
+      this.#teardown(true, err);
       this.#transport.destroy();
     }
     return this.#closed;
@@ -275,7 +277,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   };
 
   readonly #onFinish = (): void => {
-    if (this.#state === ENDING) this.#teardown(null, undefined);
+    if (this.#state === ENDING) this.#teardown(false);
     else this.#lost('the mux transport was ended by someone else');
   };
 
@@ -380,30 +382,30 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (this.#state === CLOSED) return;
     const err = new MuxError('MUX_ERR_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
     this.#log.debug({ err: err.message, cause: cause instanceof Error ? cause.message : undefined }, 'mux transport lost');
-    this.#teardown(err, err);
+    this.#teardown(true, err);
     if (!this.#transport.destroyed) this.#transport.destroy();
   }
 
   /**
-   * The session is over. `channelErr` null: graceful (close() finished), channels are left to be read out;
-   * otherwise every channel is destroyed with it. `'close'` follows on the next tick, after the channels'
-   * own 'close' events.
+   * The session is over. `kill` false: graceful (close() finished), channels are left to be read out; true:
+   * every channel is destroyed, with `err` if given. `'close'` (with `err`) follows on the next tick, after
+   * the channels' own 'close' events.
    */
-  #teardown(channelErr: Error | null, closeErr: Error | undefined): void {
+  #teardown(kill: boolean, err?: Error): void {
     this.#state = CLOSED;
     this.#scheduler.stop();
     const slots = [...this.#slots];
     this.#slots.clear();
     this.#ids.clear();
-    if (channelErr !== null) for (const slot of slots) slot.kill(channelErr);
+    if (kill) for (const slot of slots) slot.kill(err);
     if (this.#paused) {
       // Keep draining what the peer still sends (into the void) instead of leaving it blocked on us.
       this.#paused = false;
       this.#transport.resume();
     }
-    this.#log.debug({ err: closeErr?.message }, 'mux session closed');
+    this.#log.debug({ err: err?.message }, 'mux session closed');
     process.nextTick(() => {
-      if (closeErr) this.emit('close', closeErr);
+      if (err) this.emit('close', err);
       else this.emit('close');
       this.#resolveClosed();
     });

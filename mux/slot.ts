@@ -90,11 +90,6 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     return this.#state === OPEN || this.#state === ENDING;
   }
 
-  /** True until our size-0 frame for this id is queued (the channel's writable side is still ours to end). */
-  get open(): boolean {
-    return this.#state === OPEN;
-  }
-
   /** Hands a data frame's payload to the reader, enforcing `maxChannelBuffer`. Only while `receiving`. */
   deliver(payload: Buffer): void {
     const owner = this.#owner;
@@ -137,8 +132,8 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     if (wasReceiving) this.channel.push(null);
   }
 
-  /** Tears the channel down because the session is over (transport lost or session destroyed). */
-  kill(err: Error): void {
+  /** Tears the channel down because the session is over (transport lost, or destroyed with or without `err`). */
+  kill(err: Error | undefined): void {
     this.channel.destroy(err);
   }
 
@@ -181,6 +176,8 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     const closeQueued = this.#state === ENDING;
     this.#dropQueued(reason);
     if (!owner.isLive()) {
+      // Nothing can be sent any more: complete a queued close (its end() has nothing left to wait for).
+      this.#dropQueued(null);
       this.#detach();
       return;
     }

@@ -10,11 +10,6 @@ function guestWithRawHost(options: { maxChannels?: number } = {}): { guest: MuxS
   return { guest: new MuxSession(guestSide, { role: 'guest', ...options }), host: new RawPeer(hostSide) };
 }
 
-/** open() with a no-op error listener: destroy() at the end of each test errors the channels still open. */
-function open(guest: MuxSession): MuxChannel {
-  return guest.open().on('error', () => {});
-}
-
 function collect(ch: MuxChannel): () => string {
   let s = '';
   ch.on('data', (d: Buffer) => (s += d.toString()));
@@ -23,8 +18,8 @@ function collect(ch: MuxChannel): () => string {
 
 test('guest role: open() hands out distinct ids; the host learns an id from its first data frame', async () => {
   const { guest, host } = guestWithRawHost();
-  const a = open(guest);
-  const b = open(guest);
+  const a = guest.open();
+  const b = guest.open();
   assert.notEqual(a.id, b.id);
   assert.equal(guest.channelCount, 2);
   b.write('from b');
@@ -44,7 +39,7 @@ test('guest role: the id counter wraps int64 and skips live ids', () => {
 
 test('guest role: a host size-0 does not end the channel; it emits hostclose and the connection carries on', async () => {
   const { guest, host } = guestWithRawHost();
-  const ch = open(guest);
+  const ch = guest.open();
   const text = collect(ch);
   let ended = false;
   ch.on('end', () => (ended = true));
@@ -70,7 +65,7 @@ test('guest role: a host size-0 does not end the channel; it emits hostclose and
 
 test('guest role: channel.end() sends size-0 and frees the id; later host frames for it are dropped', async () => {
   const { guest, host } = guestWithRawHost();
-  const ch = open(guest);
+  const ch = guest.open();
   ch.write('bye');
   const body = readAll(ch);
   ch.end();
@@ -85,7 +80,7 @@ test('guest role: channel.end() sends size-0 and frees the id; later host frames
 
 test('guest role: frames for unknown ids are dropped and size-0 for them ignored', async () => {
   const { guest, host } = guestWithRawHost();
-  const ch = open(guest);
+  const ch = guest.open();
   const text = collect(ch);
   host.send(999n, 'nobody');
   host.close(999n);
@@ -99,7 +94,7 @@ test('guest role: frames for unknown ids are dropped and size-0 for them ignored
 
 test('guest role: open() refuses past maxChannels (MUX_ERR_CHANNEL_LIMIT) and after close (MUX_ERR_DESTROYED)', async () => {
   const { guest } = guestWithRawHost({ maxChannels: 1 });
-  open(guest);
+  guest.open();
   assert.throws(() => guest.open(), { code: 'MUX_ERR_CHANNEL_LIMIT' });
   await guest.destroy();
   assert.throws(() => guest.open(), { code: 'MUX_ERR_DESTROYED' });

@@ -2,6 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeFrame, MuxSession, type MuxChannel } from '../../../mux/index.js';
 import { duplexPair } from '../../helpers/duplex-pair.js';
+import type { Logger } from '../../../src/log.js';
 import { RawPeer, readAll, until, waitFor } from './harness.js';
 
 // The test plays spice-webdavd: it writes frames with the ids spice-webdavd uses (sign-extended pointers).
@@ -165,6 +166,27 @@ test('host role: the rest of a refused frame, arriving in a later chunk, never o
     [1n, 3n],
   );
   assert.equal(host.stats.channelsRefused, 1);
+  await host.destroy();
+});
+
+test('debug log lines per channel open and close carry the id', async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const recorder: Logger = {
+    error() {},
+    warn() {},
+    info() {},
+    debug: (obj, msg) => void lines.push({ ...obj, msg }),
+    child: () => recorder,
+  };
+  const [hostSide, guestSide] = duplexPair();
+  const host = new MuxSession(hostSide, { role: 'host', log: recorder });
+  host.on('channel', (ch) => ch.resume());
+  const raw = new RawPeer(guestSide);
+  raw.send(ID, 'x');
+  raw.close(ID);
+  await until(() => lines.some((l) => l.msg === 'mux channel closed'), 'close line');
+  const about = lines.filter((l) => l.id === ID.toString()).map((l) => l.msg);
+  assert.deepEqual(about, ['mux channel opened', 'mux channel closed']);
   await host.destroy();
 });
 

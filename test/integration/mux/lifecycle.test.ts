@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { encodeFrame, MuxSession, type MuxChannel } from '../../../mux/index.js';
 import { hasCode } from '../../../src/errors.js';
 import { duplexPair } from '../../helpers/duplex-pair.js';
-import { pattern, readAll, sessionPair, until, waitFor, within } from './harness.js';
+import { pattern, RawPeer, readAll, sessionPair, until, waitFor, within } from './harness.js';
 
 /** Resolves with the error a channel is destroyed with (or null if it closes cleanly). */
 function outcome(ch: MuxChannel): Promise<Error | null> {
@@ -119,7 +119,7 @@ test('close() drains: written data and size-0 frames reach the peer before the t
   assert.equal(closes, 1);
 });
 
-test('destroy() aborts now: channels get the error, queued writes fail, idempotent, close once', async () => {
+test('destroy(err) aborts now: channels get the error, queued writes fail, idempotent, close once; destroy() is quiet', async () => {
   const [, guestSide] = duplexPair(); // nobody reads the other end: frames queue up behind the transport
   const guest = new MuxSession(guestSide, { role: 'guest' });
   const ch = guest.open();
@@ -136,10 +136,17 @@ test('destroy() aborts now: channels get the error, queued writes fail, idempote
   assert.ok(writeErrors.includes(cause), 'the write held by the mux fails with the cause, not silently');
   assert.equal(closes, 1);
 
+  // Without an error, channels close the way stream.destroy() closes a stream: no 'error' event; a write still
+  // waiting for the transport fails with MUX_ERR_DESTROYED.
   const other = new MuxSession(duplexPair()[1], { role: 'guest' });
-  const plain = outcome(other.open());
+  const quiet = other.open();
+  const quietOutcome = outcome(quiet);
+  let waiting: Error | null | undefined;
+  quiet.write(pattern(1, 200_000), (err) => (waiting = err));
+  await RawPeer.settle();
   await other.destroy();
-  assert.ok(hasCode(await plain, 'MUX_ERR_DESTROYED'));
+  assert.equal(await quietOutcome, null, 'closed without an error');
+  assert.ok(hasCode(waiting, 'MUX_ERR_DESTROYED'), String(waiting));
 });
 
 test("a throwing 'channel' listener destroys the session instead of crashing the process", async () => {
