@@ -8,7 +8,9 @@ import { SpicedavError } from '../src/errors.js';
  *   stream is unusable from there on (protocol.md §a.6).
  * - `MUX_ERR_TRANSPORT_CLOSED`: the transport ended, failed or was closed under the session; every channel is
  *   destroyed with this code (the cause, if any, is attached).
- * - `MUX_ERR_CHANNEL_OVERFLOW`: a channel's reader fell more than `maxChannelBuffer` bytes behind its peer.
+ * - `MUX_ERR_CHANNEL_OVERFLOW`: a channel's reader fell more than `maxChannelBuffer` bytes behind its peer
+ *   (`onChannelOverflow: 'destroy'`).
+ * - `MUX_ERR_CHANNEL_STALLED`: a channel over its bound whose reader consumed nothing for `stallTimeout`.
  * - `MUX_ERR_DESTROYED`: the session or channel was destroyed (or closed) and the operation can no longer run:
  *   `open()` after close, a write that was still waiting when its channel or session went away.
  * - `MUX_ERR_BAD_ID`: a client id that is not a signed 64-bit integer.
@@ -20,6 +22,7 @@ export type MuxErrorCode =
   | 'MUX_ERR_TRUNCATED'
   | 'MUX_ERR_TRANSPORT_CLOSED'
   | 'MUX_ERR_CHANNEL_OVERFLOW'
+  | 'MUX_ERR_CHANNEL_STALLED'
   | 'MUX_ERR_DESTROYED'
   | 'MUX_ERR_BAD_ID'
   | 'MUX_ERR_ROLE'

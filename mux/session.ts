@@ -31,12 +31,21 @@ export interface MuxSessionOptions {
    */
   maxSessionBuffer?: number;
   /**
-   * `'destroy'` (default): a channel whose unread data would exceed `maxChannelBuffer` is destroyed with
-   * `MUX_ERR_CHANNEL_OVERFLOW` and the others carry on. `'pause'`: the transport is paused instead until that
-   * channel is read down to half its bound; no channel is ever lost, but every channel waits for the slowest
-   * reader (head-of-line blocking, as in the reference daemons). See the rationale on {@link MuxSession}.
+   * What happens when one channel's unread data reaches `maxChannelBuffer`. The protocol has no per-channel flow
+   * control, so the only choices are to stop reading the transport or to drop that channel.
+   * `'pause'` (default): the transport is paused until that channel is read down again; nothing is ever lost,
+   * and other channels wait meanwhile. A reader slower than the link (a disk behind a fast upload) is the
+   * common case and must not lose the upload. A reader that consumes nothing for `stallTimeout` is destroyed
+   * with `MUX_ERR_CHANNEL_STALLED`, so one stalled client holds the others back for that long at most.
+   * `'destroy'`: the channel is destroyed at once with `MUX_ERR_CHANNEL_OVERFLOW` and the others never wait;
+   * only for peers known to be slower than every reader.
    */
   onChannelOverflow?: OverflowPolicy;
+  /**
+   * `'pause'` policy: milliseconds a channel over its bound may go without its reader consuming a byte before it
+   * is destroyed with `MUX_ERR_CHANNEL_STALLED` (default {@link DEFAULT_STALL_TIMEOUT}; 0 = never).
+   */
+  stallTimeout?: number;
   /**
    * Channels open at once (default {@link DEFAULT_MAX_CHANNELS}). Host role: data on a new id beyond it is
    * dropped (counted in `stats.channelsRefused`); guest role: `open()` throws `MUX_ERR_CHANNEL_LIMIT`.
@@ -52,6 +61,8 @@ export interface MuxSessionOptions {
 export const DEFAULT_MAX_CHANNEL_BUFFER = 16 * 1024 * 1024;
 /** Default `maxSessionBuffer`: 64 MiB across all channels. */
 export const DEFAULT_MAX_SESSION_BUFFER = 64 * 1024 * 1024;
+/** Default `stallTimeout`: 15 s, longer than any disk hiccup, short enough for people waiting on other transfers. */
+export const DEFAULT_STALL_TIMEOUT = 15_000;
 /** Default `maxChannels`: far above what WebDAV clients open (a handful each), low enough to bound memory. */
 export const DEFAULT_MAX_CHANNELS = 4096;
 /** Default `channelHighWaterMark`: 64 KiB, about one full frame. */
@@ -91,15 +102,15 @@ export interface MuxSessionEvents {
  * {@link FrameScheduler}.
  *
  * Inbound memory. The wire protocol has no per-channel flow control: the only way to slow one sender is to stop
- * reading the transport, which stops every channel behind the slowest reader (the head-of-line blocking both
- * reference daemons have, protocol.md §a.8–a.9). So each channel buffers what its reader has not taken, up to
- * `maxChannelBuffer`, and the transport is paused only when all channels together reach `maxSessionBuffer`. A
- * channel that goes past its own bound is destroyed with `MUX_ERR_CHANNEL_OVERFLOW` rather than allowed to
- * stall the others (or, with `onChannelOverflow: 'pause'`, stalls them instead of being lost). The defaults
- * are generous: a reader that is merely slower than the link for a while stays far below 16 MiB, one that
- * stopped reading altogether is the case the bound exists for. Memory is bounded whatever the peer sends:
- * per channel by `maxChannelBuffer`, in total by `maxSessionBuffer` plus one transport chunk, in channels by
- * `maxChannels`.
+ * reading the transport, which stops every channel (the head-of-line blocking both reference daemons have,
+ * protocol.md §a.8–a.9). So each channel buffers what its reader has not taken, up to `maxChannelBuffer`, and
+ * a slow reader never blocks the others while it stays under that bound. At the bound the transport is paused
+ * until the reader catches up (`onChannelOverflow: 'pause'`, the default): a reader slower than the link, such
+ * as a disk behind a fast upload, must never cost the upload. A reader that consumes nothing for `stallTimeout`
+ * is stalled rather than slow; its channel is destroyed with `MUX_ERR_CHANNEL_STALLED` so the others move on.
+ * The transport is also paused when all channels together reach `maxSessionBuffer`. Memory is bounded whatever
+ * the peer sends: per channel by `maxChannelBuffer`, in total by `maxSessionBuffer` plus one transport chunk, in
+ * channels by `maxChannels`.
  *
  * Transport end, error or close destroys every channel with `MUX_ERR_TRANSPORT_CLOSED` (cause attached; a stream
  * cut mid-frame has a `MUX_ERR_TRUNCATED` cause). Events: `'channel'` (host role), `'close'` (once).
@@ -135,7 +146,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (options.role !== 'host' && options.role !== 'guest') {
       throw new MuxError('MUX_ERR_ROLE', `MuxSession role must be 'host' or 'guest', got ${String(options.role)}`);
     }
-    const overflow = options.onChannelOverflow ?? 'destroy';
+    const overflow = options.onChannelOverflow ?? 'pause';
     if (overflow !== 'destroy' && overflow !== 'pause') {
       throw new TypeError(`onChannelOverflow must be 'destroy' or 'pause', got ${String(overflow)}`);
     }
@@ -155,6 +166,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       log: this.#log,
       maxChannelBuffer: limit('maxChannelBuffer', options.maxChannelBuffer, DEFAULT_MAX_CHANNEL_BUFFER),
       overflow,
+      stallTimeout: options.stallTimeout === 0 ? 0 : limit('stallTimeout', options.stallTimeout, DEFAULT_STALL_TIMEOUT),
       highWaterMark: limit('channelHighWaterMark', options.channelHighWaterMark, DEFAULT_CHANNEL_HIGH_WATER_MARK),
       isLive: () => this.#state === RUNNING || this.#state === CLOSING,
       adjustBuffered: (delta) => {

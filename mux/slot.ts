@@ -16,6 +16,8 @@ export interface SlotOwner {
   readonly log: Logger;
   readonly maxChannelBuffer: number;
   readonly overflow: OverflowPolicy;
+  /** 'pause' policy: ms a channel over its bound may go without its reader consuming anything (0 = forever). */
+  readonly stallTimeout: number;
   readonly highWaterMark: number;
   /** False once the transport is gone (or being ended): nothing more may be queued for it. */
   isLive(): boolean;
@@ -71,6 +73,10 @@ export class ChannelSlot implements ChannelLink, FrameSource {
   #accounted = 0;
   /** Counted in the session's over-bound tally ('pause' policy). */
   #over = false;
+  /** While over its bound: fires after `stallTimeout` to check that the reader is still consuming. */
+  #stallTimer: NodeJS.Timeout | undefined;
+  /** Unread bytes when the stall timer was (re)armed: less at the next check means the reader is moving. */
+  #stallMark = 0;
   /** The header of a full 65535-byte frame for this id: immutable, so every full frame shares it. */
   readonly #fullHeader: Buffer;
   /** The id as it goes on the wire (int64 LE), encoded once. */
@@ -203,8 +209,42 @@ export class ChannelSlot implements ChannelLink, FrameSource {
       if (over !== this.#over) {
         this.#over = over;
         owner.adjustOver(over ? 1 : -1);
+        if (over) this.#armStall();
+        else clearTimeout(this.#stallTimer);
       }
     }
+  }
+
+  /**
+   * A channel over its bound holds the whole transport (every other channel waits). That is right while its
+   * reader is merely slower than the link (a disk behind a fast upload): nothing is lost. A reader that
+   * consumes nothing at all for `stallTimeout` is stalled, not slow, so the channel is destroyed and the others
+   * move again. Progress is measured here, not in `_read`, which Node only calls once the reader has drained
+   * the channel below its high-water mark.
+   */
+  #armStall(): void {
+    const timeout = this.#owner.stallTimeout;
+    if (!(timeout > 0 && Number.isFinite(timeout))) return;
+    this.#stallMark = this.channel.readableLength;
+    this.#stallTimer = setTimeout(() => {
+      const channel = this.channel;
+      if (!this.#over || channel.destroyed) return;
+      const held = channel.readableLength;
+      if (held < this.#stallMark) {
+        this.#stallMark = held;
+        this.#stallTimer?.refresh();
+        return;
+      }
+      this.#owner.stats.stalls++;
+      channel.destroy(
+        new MuxError(
+          'MUX_ERR_CHANNEL_STALLED',
+          `mux client ${this.id}: its reader consumed nothing for ${timeout} ms while ${held} bytes waited, holding ` +
+            'every other connection; closing it so they can move (raise stallTimeout for readers that pause longer)',
+        ),
+      );
+    }, timeout);
+    this.#stallTimer.unref();
   }
 
   // FrameSource ------------------------------------------------------------------------------------------------

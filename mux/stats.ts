@@ -19,6 +19,8 @@ export interface MuxStats {
   channelsRefused: number;
   /** Channels destroyed with `MUX_ERR_CHANNEL_OVERFLOW`. */
   overflows: number;
+  /** Channels destroyed with `MUX_ERR_CHANNEL_STALLED` (over their bound, reader idle for `stallTimeout`). */
+  stalls: number;
   /** Times the transport was paused because unread data reached a bound. */
   transportPauses: number;
   /** Highest total of unread channel bytes seen (the quantity `maxSessionBuffer` bounds). */
@@ -36,6 +38,7 @@ export function createMuxStats(): MuxStats {
     channelsOpened: 0,
     channelsRefused: 0,
     overflows: 0,
+    stalls: 0,
     transportPauses: 0,
     peakBufferedBytes: 0,
   };

@@ -98,8 +98,8 @@ for (const direction of ['guest→host', 'host→guest'] as const) {
   });
 }
 
-test('overflow destroys only the offender: its reader stalled past maxChannelBuffer, the other channel completes', async () => {
-  const { host, guest } = sessionPair({}, { maxChannelBuffer: MiB, maxSessionBuffer: 8 * MiB });
+test("onChannelOverflow 'destroy': overflow destroys only the offender, the other channel completes", async () => {
+  const { host, guest } = sessionPair({}, { maxChannelBuffer: MiB, maxSessionBuffer: 8 * MiB, onChannelOverflow: 'destroy' });
   const opened = hostChannels(host);
   const gStalled = guest.open();
   const gBulk = guest.open().on('error', () => {});
@@ -145,6 +145,65 @@ test("onChannelOverflow 'pause': the transport stops instead, nothing is lost, a
   assert.equal(host.stats.overflows, 0);
   const got = sink(hSlow);
   assert.equal(await within(20_000, 'slow channel', got.done), slowData.sha256, 'all of it, byte-exact');
+  await guest.destroy();
+});
+
+test('default policy: a stalled reader past its bound is cut after stallTimeout, then the other channel completes', async () => {
+  const stallTimeout = 300;
+  const { host, guest } = sessionPair({}, { maxChannelBuffer: MiB, maxSessionBuffer: 8 * MiB, stallTimeout });
+  const opened = hostChannels(host);
+  const gStalled = guest.open();
+  const gBulk = guest.open().on('error', () => {});
+  const stalledError = new Promise<Error>((resolve) => gStalled.once('error', resolve));
+  gStalled.write('1');
+  gBulk.write('2');
+  await until(() => opened.length === 2, 'two host channels');
+  const [hStalled, hBulk] = opened as [MuxChannel, MuxChannel];
+  hStalled.resume();
+  hBulk.resume();
+  const started = Date.now();
+  source(8 * MiB, 2).stream.pipe(hStalled);
+  const bulk = source(16 * MiB, 3);
+  const got = sink(gBulk);
+  bulk.stream.pipe(hBulk);
+  const err = await within(20_000, 'stall', stalledError);
+  assert.ok(hasCode(err, 'MUX_ERR_CHANNEL_STALLED'), String(err));
+  assert.ok(Date.now() - started >= stallTimeout, 'not before stallTimeout');
+  assert.equal(await within(20_000, 'bulk', got.done), bulk.sha256);
+  assert.equal(guest.stats.stalls, 1);
+  assert.equal(guest.stats.overflows, 0);
+  await guest.destroy();
+});
+
+test('default policy: a reader slower than the link (an upload outrunning its disk) loses nothing, however long it lags', async () => {
+  const maxChannelBuffer = MiB;
+  const stallTimeout = 200;
+  const { host, guest } = sessionPair({ maxChannelBuffer, stallTimeout });
+  const opened = hostChannels(host);
+  const upload = source(4 * MiB, 5);
+  upload.stream.pipe(guest.open().on('error', () => {}));
+  await until(() => opened.length === 1, 'host channel');
+  const hUpload = opened[0] as MuxChannel;
+  await until(() => host.stats.transportPauses > 0, 'transport paused at the bound');
+  // Read 128 KiB every 25 ms (~5 MB/s): far behind the in-memory link, for several stallTimeouts in a row.
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const started = Date.now();
+  while (bytes < 4 * MiB) {
+    await new Promise((r) => setTimeout(r, 25));
+    let chunk: Buffer | null;
+    let taken = 0;
+    while (taken < 128 * 1024 && (chunk = hUpload.read(32 * 1024) as Buffer | null) !== null) {
+      hash.update(chunk);
+      taken += chunk.length;
+    }
+    bytes += taken;
+    assert.equal(hUpload.destroyed, false, `cut after ${bytes} bytes`);
+    assert.ok(Date.now() - started < 20_000, 'bounded');
+  }
+  assert.ok(Date.now() - started > 2 * stallTimeout, 'the reader lagged for longer than stallTimeout');
+  assert.equal(hash.digest('hex'), upload.sha256, 'byte-exact');
+  assert.equal(host.stats.stalls, 0);
   await guest.destroy();
 });
 
