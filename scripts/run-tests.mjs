@@ -39,6 +39,8 @@ if (!files.length) {
 // Test files run one at a time by default: several of them boot QEMU or run litmus, and this project's
 // machines have two cores. TEST_CONCURRENCY raises it for the pure unit tests.
 const concurrency = process.env.TEST_CONCURRENCY ?? '1';
-const args = ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files];
+// No test may hang the run: each gets 5 minutes unless it declares its own { timeout } (the VM tests do).
+const timeout = process.env.TEST_TIMEOUT ?? '300000';
+const args = ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, '--test-reporter=spec', ...files];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);
