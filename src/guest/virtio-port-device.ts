@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { GuestError, GuestErrorCode } from './errors.js';
 import { FdPortStream } from './fd-port-stream.js';
+import { openPollPortStream, pipeWrap, unpollableReason } from './poll-port-stream.js';
 import type { PortDevice, PortDeviceOptions } from './port-device.js';
 import { DEFAULT_PORT_PATH } from './port-device.js';
 
@@ -17,7 +18,16 @@ export interface VirtioPortDeviceOptions extends PortDeviceOptions {
   path?: string;
   /** Longest pause between reads while the host is attached but quiet, ms (default 50); see FdPortStream. */
   maxIdleDelay?: number;
+  /**
+   * How an attached port carries data: `poll` (epoll on the main thread, see openPollPortStream), `threadpool`
+   * (FdPortStream's timed reads, for a Node without `process.binding('pipe_wrap')`), or `auto` (default): `poll`
+   * when the binding is there and the device can be polled, else `threadpool`.
+   */
+  stream?: PortStreamKind;
 }
+
+/** See {@link VirtioPortDeviceOptions.stream}. */
+export type PortStreamKind = 'auto' | 'poll' | 'threadpool';
 
 const openAsync = promisify(open);
 const fstatAsync = promisify(fstat);
@@ -48,6 +58,7 @@ export class VirtioPortDevice implements PortDevice {
   readonly #pollInterval: number;
   readonly #minPollInterval: number;
   readonly #maxIdleDelay: number | undefined;
+  readonly #stream: PortStreamKind;
   readonly #log: Logger;
 
   constructor(options: VirtioPortDeviceOptions = {}) {
@@ -55,6 +66,7 @@ export class VirtioPortDevice implements PortDevice {
     this.#pollInterval = options.pollInterval ?? 1000;
     this.#minPollInterval = Math.min(options.minPollInterval ?? 100, this.#pollInterval);
     this.#maxIdleDelay = options.maxIdleDelay;
+    this.#stream = options.stream ?? 'auto';
     this.#log = (options.log ?? silentLogger).child({ component: 'port' });
   }
 
@@ -83,7 +95,7 @@ export class VirtioPortDevice implements PortDevice {
           const check = await checkHost(fd);
           if (check.kind === 'present') {
             this.#log.debug({ path: this.path }, 'host attached');
-            return new FdPortStream(fd, { initial: check.data, maxIdleDelay: this.#maxIdleDelay, log: this.#log });
+            return this.#streamOver(fd, check.data);
           }
           if (check.kind === 'gone') break;
           if (lastWhy !== 'no host') this.#log.info({ path: this.path }, 'waiting for a SPICE client to attach');
@@ -97,6 +109,21 @@ export class VirtioPortDevice implements PortDevice {
       await closeAsync(fd).catch(() => {});
       await pause();
     }
+  }
+
+  /** The data stream of an attached port; see {@link VirtioPortDeviceOptions.stream}. */
+  #streamOver(fd: number, initial: Buffer | undefined): Duplex {
+    if (this.#stream !== 'threadpool') {
+      const binding = pipeWrap();
+      const why = binding instanceof Error ? `no libuv pipe handle: ${binding.message}` : unpollableReason(fd);
+      if (!why) {
+        this.#log.debug({ path: this.path, stream: 'poll' }, 'port stream: epoll on the main thread');
+        return openPollPortStream(fd, { initial, log: this.#log });
+      }
+      if (this.#stream === 'poll') throw new GuestError(GuestErrorCode.DEVICE_OPEN, `cannot poll ${this.path}: ${why}`);
+      this.#log.debug({ path: this.path, stream: 'threadpool', why }, 'port stream: thread-pool reads (epoll unavailable)');
+    }
+    return new FdPortStream(fd, { initial, maxIdleDelay: this.#maxIdleDelay, log: this.#log });
   }
 
   async #openDevice(): Promise<number> {

@@ -1,13 +1,15 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, connect } from 'node:net';
-import type { Socket } from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect, Socket } from 'node:net';
+import { closeSync, constants, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { VirtioPortDevice } from '../../../src/guest/virtio-port-device.js';
+import { FdPortStream } from '../../../src/guest/fd-port-stream.js';
+import { openPollPortStream, unpollableReason } from '../../../src/guest/poll-port-stream.js';
+import { silentLogger } from '../../../src/log.js';
 import { UnixSocketPortDevice } from '../../../src/guest/unix-socket-port-device.js';
 import { portDeviceFromSpec } from '../../../src/guest/device-spec.js';
 import { hasCode } from '../../../src/errors.js';
@@ -59,37 +61,72 @@ test('virtio device: a missing port is waited for; a regular file is refused wit
   await assert.rejects(portDeviceFromSpec(file), (e) => hasCode(e, 'GUEST_ERR_BAD_DEVICE'));
 });
 
-test('virtio device over a pty: idle reads back off, raw mode, byte-exact both ways, master hang-up ends the stream', async (t) => {
+for (const stream of ['threadpool', 'poll'] as const) {
+  test(`virtio device over a pty (${stream}): idle reads bounded, raw mode, 1 MiB+ byte-exact both ways, hang-up ends the stream`, async (t) => {
+    if (!requireTool(t, 'python3') || !requireTool(t, 'stty', 'coreutils')) return;
+    const host = await startPtyHost();
+    t.after(() => host.child.kill());
+    const port = await new VirtioPortDevice({ path: host.path, stream }).open(AbortSignal.timeout(5000));
+    assert.ok(stream === 'poll' ? port instanceof Socket : port instanceof FdPortStream, `${stream} stream chosen`);
+
+    // Attached but quiet: the thread-pool reader backs off to one read per 50 ms (maxIdleDelay), not a spin;
+    // the epoll reader makes none at all until the pty says POLLIN.
+    port.resume();
+    await new Promise((r) => setTimeout(r, 200));
+    const reads0 = readSyscalls();
+    await new Promise((r) => setTimeout(r, 1000));
+    const idleReads = readSyscalls() - reads0;
+    if (stream === 'threadpool') assert.ok(idleReads >= 10 && idleReads < 60, `${idleReads} reads in 1 s of silence`);
+    else assert.ok(idleReads < 10, `${idleReads} reads in 1 s of silence`);
+    port.pause();
+
+    // Every byte value, including the ones a cooked tty rewrites or acts on (\r \n ^C ^D ^S ^Q ^Z DEL).
+    const all = Buffer.alloc(256);
+    for (let i = 0; i < 256; i++) all[i] = i;
+    const toGuest = Buffer.concat([all, randomBytes(1200 * 1024), all]);
+    const toHost = Buffer.concat([all, randomBytes(1200 * 1024), all]);
+    const fromHost = readBytes(port, toGuest.length, 20_000);
+    host.child.stdin.write(toGuest);
+    const fromGuest = readBytes(host.child.stdout, toHost.length, 20_000);
+    port.write(toHost);
+    assert.ok((await fromHost).equals(toGuest), 'host → guest bytes arrive unchanged (no line discipline)');
+    assert.ok((await fromGuest).equals(toHost), 'guest → host bytes arrive unchanged (no echo, no \\n → \\r\\n)');
+
+    const closed = once(port, 'close');
+    port.resume();
+    await host.hangUp();
+    await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('stream did not end on hang-up')), 2000))]);
+  });
+}
+
+test('virtio device: auto picks epoll for a pty; a device without poll (/dev/null) is refused, not handed to libuv', async (t) => {
   if (!requireTool(t, 'python3') || !requireTool(t, 'stty', 'coreutils')) return;
   const host = await startPtyHost();
   t.after(() => host.child.kill());
-  const port = await new VirtioPortDevice({ path: host.path }).open(AbortSignal.timeout(5000));
+  const debug: string[] = [];
+  const log = { ...silentLogger, debug: (_o: object, msg?: string) => debug.push(msg ?? ''), child: () => log };
+  const port = await new VirtioPortDevice({ path: host.path, log }).open(AbortSignal.timeout(5000));
+  assert.ok(port instanceof Socket, 'auto: epoll stream');
+  assert.ok(debug.includes('port stream: epoll on the main thread'), debug.join('; '));
+  port.destroy();
 
-  // Attached but quiet: reads back off to one per 50 ms (maxIdleDelay), not a spin.
+  // libuv aborts the process when epoll_ctl refuses an fd (EPERM for /dev/null), so it must never get one.
+  const fd = openSync('/dev/null', constants.O_RDWR | constants.O_NONBLOCK);
+  try {
+    assert.match(unpollableReason(fd) ?? '', /neither a tty nor a virtio port/);
+    assert.throws(() => openPollPortStream(fd), /cannot be polled/);
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('thread-pool stream over /dev/null: read() == 0 is EOF, i.e. the host is gone, and the fd is released', async () => {
+  const fd = openSync('/dev/null', constants.O_RDWR | constants.O_NONBLOCK);
+  const port = new FdPortStream(fd);
   port.resume();
-  await new Promise((r) => setTimeout(r, 200));
-  const reads0 = readSyscalls();
-  await new Promise((r) => setTimeout(r, 1000));
-  const idleReads = readSyscalls() - reads0;
-  assert.ok(idleReads >= 10 && idleReads < 60, `${idleReads} reads in 1 s of silence`);
-  port.pause();
-
-  // Every byte value, including the ones a cooked tty rewrites or acts on (\r \n ^C ^D ^S ^Q ^Z DEL).
-  const all = Buffer.alloc(256);
-  for (let i = 0; i < 256; i++) all[i] = i;
-  const toGuest = Buffer.concat([all, randomBytes(200 * 1024), all]);
-  const toHost = Buffer.concat([all, randomBytes(200 * 1024), all]);
-  const fromHost = readBytes(port, toGuest.length);
-  host.child.stdin.write(toGuest);
-  const fromGuest = readBytes(host.child.stdout, toHost.length);
-  port.write(toHost);
-  assert.ok((await fromHost).equals(toGuest), 'host → guest bytes arrive unchanged (no line discipline)');
-  assert.ok((await fromGuest).equals(toHost), 'guest → host bytes arrive unchanged (no echo, no \\n → \\r\\n)');
-
-  const closed = once(port, 'close');
-  port.resume();
-  await host.hangUp();
-  await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('stream did not end on hang-up')), 2000))]);
+  await Promise.race([once(port, 'close'), new Promise((_, rej) => setTimeout(() => rej(new Error('no close on EOF')), 2000))]);
+  assert.equal(port.readableEnded, true, 'ended (host gone), not failed');
+  assert.throws(() => fstatSync(fd), { code: 'EBADF' });
 });
 
 test('unix socket device (connect): waits for a listener, then ends with the host', async (t) => {

@@ -1,0 +1,115 @@
+import { Socket } from 'node:net';
+import { fstatSync, readFileSync } from 'node:fs';
+import { isatty } from 'node:tty';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+
+/** Options of {@link openPollPortStream}. */
+export interface PollPortStreamOptions {
+  /** Bytes already read by the host check, delivered first. */
+  initial?: Buffer;
+  log?: Logger;
+}
+
+/** libuv's pipe handle as `process.binding('pipe_wrap')` exposes it (internal API, hence checked at runtime). */
+interface PipeWrapBinding {
+  Pipe: new (type: number) => { open(fd: number): number };
+  constants: { SOCKET: number };
+}
+
+/** The errno codes that mean "the host side is gone" rather than "something broke" (pty master closed: EIO). */
+const HOST_GONE_CODES = new Set(['EIO', 'ENODEV', 'ENXIO', 'EPIPE']);
+
+let binding: PipeWrapBinding | Error | undefined;
+
+/**
+ * libuv's pipe handle, or why it cannot be had. `process.binding` is deprecated (DEP0111, a warning only under
+ * --pending-deprecation on Node 20) and may go away: then the caller falls back to the thread-pool reader.
+ */
+export function pipeWrap(): PipeWrapBinding | Error {
+  if (binding === undefined) {
+    try {
+      const b = (process as unknown as { binding(name: string): unknown }).binding('pipe_wrap') as Partial<PipeWrapBinding>;
+      binding = typeof b.Pipe === 'function' && typeof b.constants?.SOCKET === 'number'
+        ? (b as PipeWrapBinding)
+        : new Error("process.binding('pipe_wrap') has no Pipe handle");
+    } catch (err) {
+      binding = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  return binding;
+}
+
+/**
+ * Why `fd` cannot be watched with epoll, or undefined if it can. libuv adds the fd to epoll without asking and
+ * aborts the whole process if epoll_ctl fails (EPERM for a device without a poll method, /dev/null for one), so
+ * only devices known to implement poll qualify: ttys (the pty standing in for the port in tests) and virtio
+ * ports (torvalds/linux drivers/char/virtio_console.c `port_fops_poll`, major "virtio-portsdev" in /proc/devices).
+ */
+export function unpollableReason(fd: number): string | undefined {
+  if (isatty(fd)) return undefined;
+  const st = fstatSync(fd);
+  if (!st.isCharacterDevice()) return 'not a character device';
+  // Linux dev_t: major in bits 8-19 (and 32+, for majors above 4095).
+  const major = Math.floor(st.rdev / 256) % 4096 + Math.floor(st.rdev / 2 ** 32) * 4096;
+  return virtioPortMajors().has(major) ? undefined : `character device ${major} is neither a tty nor a virtio port`;
+}
+
+function virtioPortMajors(): Set<number> {
+  const majors = new Set<number>();
+  let devices = '';
+  try {
+    devices = readFileSync('/proc/devices', 'utf8');
+  } catch {
+    return majors;
+  }
+  for (const m of devices.matchAll(/^\s*(\d+) virtio-portsdev$/gm)) majors.add(Number(m[1]));
+  return majors;
+}
+
+/**
+ * A Duplex over a port's non-blocking fd, driven by epoll on the main thread: the fd becomes a libuv pipe handle
+ * (uv_pipe_open takes any fd whose driver implements poll) inside a `net.Socket`, the way spice-webdavd wraps it
+ * in a GIO stream. `net.Socket({ fd })` refuses it: libuv classes a character device that is not a tty as a file.
+ *
+ * Per wake-up libuv reads until EAGAIN, so one POLLIN carries all queued 4 KiB virtio buffers (the kernel returns
+ * one per read()), and writes go out from the main thread, resumed on POLLOUT after EAGAIN (the kernel takes at
+ * most 32 KiB per write() and answers EAGAIN while the host's queue is full). The host leaving shows as POLLHUP
+ * and read() == 0, i.e. 'end'; the stream is then destroyed, which closes the fd (libuv owns it from here on),
+ * so that the device can reopen the port and wait for the next host. Nothing written after that can leak into the
+ * next host's session: the fd is non-blocking and closed with its queue.
+ *
+ * Throws if the binding is missing or the fd cannot be polled (see {@link unpollableReason}): check first.
+ */
+export function openPollPortStream(fd: number, options: PollPortStreamOptions = {}): Duplex {
+  const b = pipeWrap();
+  if (b instanceof Error) throw b;
+  const why = unpollableReason(fd);
+  if (why) throw new Error(`fd ${fd} cannot be polled: ${why}`);
+  const log = options.log ?? silentLogger;
+  const handle = new b.Pipe(b.constants.SOCKET);
+  const rc = handle.open(fd);
+  if (rc < 0) throw new Error(`uv_pipe_open(${fd}) failed: ${rc}`);
+  const socket = new PortSocket({ handle, readable: true, writable: true, allowHalfOpen: false } as ConstructorParameters<typeof Socket>[0]);
+  if (options.initial?.length) socket.unshift(options.initial);
+  // Nothing can be sent to a host that left: release the fd at once instead of flushing writes into a closed port.
+  socket.once('end', () => {
+    log.debug({ why: 'EOF' }, 'port: host side gone');
+    socket.destroy();
+  });
+  return socket;
+}
+
+/** A port cannot be half-closed (shutdown(2) is for sockets): end() only stops our writes. */
+class PortSocket extends Socket {
+  override _final(cb: (err?: Error | null) => void): void {
+    cb();
+  }
+
+  override destroy(err?: Error): this {
+    // EIO / ENODEV: pty master closed / port hot-unplugged, the host leaving rather than a failure.
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    return super.destroy(code && HOST_GONE_CODES.has(code) ? undefined : err);
+  }
+}
