@@ -6,11 +6,12 @@
 // from the same run.
 //
 // Options: --smp N (vCPUs, default 1), --size MiB (default 256), --small N (default 2000), --rounds N (each
-// chain N times, alternating, the median kept; default 1).
+// chain N times, alternating, the median kept; default 1), --profile DIR (run both spicedav ends under
+// node --cpu-prof and copy the .cpuprofile files, the guest's included, to DIR: open them in Chrome DevTools).
 import { parseArgs } from 'node:util';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ensureGuestImage } from '../test/helpers/vm/image.js';
 import { Vm } from '../test/helpers/vm/vm.js';
 import {
@@ -29,12 +30,16 @@ const { values: args } = parseArgs({
     size: { type: 'string', default: '256' },
     small: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '1' },
+    profile: { type: 'string' },
   },
 });
 const SMP = Number(args.smp);
 const SIZE = Number(args.size) << 20;
 const SMALL = Number(args.small);
 const ROUNDS = Number(args.rounds);
+const PROFILE_DIR = args.profile ? resolve(args.profile) : undefined;
+/** Where the guest's node writes its profile (tmpfs), copied out by the agent. */
+const GUEST_PROFILE_DIR = '/tmp/prof';
 
 /** One chain's figures. */
 interface Figures {
@@ -66,14 +71,26 @@ const reference: Chain = {
 const spicedav: Chain = {
   name: 'spicedav guest ↔ spicedav share',
   async up(vm, dir) {
-    await startSpicedavGuest(vm);
-    return startShare(dir, { spicePort: vm.spicePort as number });
+    await startSpicedavGuest(vm, PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${GUEST_PROFILE_DIR}`] : []);
+    return startShare(dir, { spicePort: vm.spicePort as number }, { nodeArgs: PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [] });
   },
   async down(vm, host) {
-    await host.stop();
+    // node writes a profile when it exits normally: both ends are stopped with SIGTERM, which they handle.
+    await host.stop(10_000);
     await stopSpicedavGuest(vm);
+    if (PROFILE_DIR) await copyGuestProfiles(vm, PROFILE_DIR);
   },
 };
+
+/** Copies the guest's .cpuprofile files to `dir` on the host (JSON text, through the agent). */
+async function copyGuestProfiles(vm: Vm, dir: string): Promise<void> {
+  const names = (await vm.run(`ls ${GUEST_PROFILE_DIR} 2>/dev/null || true`)).split('\n').filter((n) => n.endsWith('.cpuprofile'));
+  if (!names.length) console.log('  (the guest wrote no profile: did `spicedav guest` exit normally on SIGTERM?)');
+  for (const name of names) {
+    await writeFile(join(dir, `guest-${name}`), await vm.run(`cat ${GUEST_PROFILE_DIR}/${name}; rm ${GUEST_PROFILE_DIR}/${name}`, { timeoutMs: 120_000 }));
+    console.log(`  guest profile: ${join(dir, `guest-${name}`)}`);
+  }
+}
 
 /** Seconds since the guest booted, for timing a guest command from the inside (10 ms resolution). */
 const UPTIME = "cut -d' ' -f1 /proc/uptime";
@@ -132,6 +149,7 @@ async function main(): Promise<number> {
   const skipSpicedav = spicedavChainMissing();
   const chains = skipSpicedav ? [reference] : [reference, spicedav];
 
+  if (PROFILE_DIR) await mkdir(PROFILE_DIR, { recursive: true });
   const image = await ensureGuestImage();
   const work = await mkdtemp(join(tmpdir(), 'spicedav-bench-vm-'));
   const vm = await Vm.boot({ image, webdav: 'spice', smp: SMP, watchdogSeconds: 7200 });
@@ -166,6 +184,7 @@ async function main(): Promise<number> {
     console.log(row(`PUT ${SMALL} small files`, 'smallPutOps', 'op/s'));
     console.log(row(`GET ${SMALL} small files`, 'smallGetOps', 'op/s'));
     if (skipSpicedav) console.log(`\nspicedav chain skipped: ${skipSpicedav}`);
+    if (PROFILE_DIR && !skipSpicedav) console.log(`\nprofiles (host and guest): ${PROFILE_DIR}`);
     return 0;
   } finally {
     await vm.close();

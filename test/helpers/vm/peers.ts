@@ -29,10 +29,13 @@ export function startSpicy(spicePort: number, dir: string): ProcessGroup {
 /** How `spicedav share` reaches the VM. */
 export type ShareTarget = { spicePort: number } | { qemuSocket: string };
 
-/** Starts `spicedav share DIR` from the build under test, as users run it. */
-export function startShare(dir: string, target: ShareTarget, cli = defaultCliPath): ProcessGroup {
+/**
+ * Starts `spicedav share DIR` from the build under test, as users run it; `nodeArgs` go to node before the
+ * script (e.g. `--cpu-prof`).
+ */
+export function startShare(dir: string, target: ShareTarget, options: { cli?: string; nodeArgs?: string[] } = {}): ProcessGroup {
   const how = 'spicePort' in target ? ['--spice', `spice://127.0.0.1:${target.spicePort}`] : ['--qemu-socket', target.qemuSocket];
-  return new ProcessGroup('spicedav share', process.execPath, [cli, 'share', dir, ...how]);
+  return new ProcessGroup('spicedav share', process.execPath, [...(options.nodeArgs ?? []), options.cli ?? defaultCliPath, 'share', dir, ...how]);
 }
 
 /**
@@ -67,9 +70,12 @@ export async function stopSpiceWebdavd(vm: Vm): Promise<void> {
   await vm.run('killall spice-webdavd; i=0; while pidof spice-webdavd >/dev/null; do i=$((i+1)); [ $i -gt 100 ] && exit 1; usleep 50000; done', { timeoutMs: 15_000 });
 }
 
-/** Starts `spicedav guest` from the image's build in the guest, logging to /tmp/spicedav-guest.log. */
-export async function startSpicedavGuest(vm: Vm): Promise<void> {
-  await vm.run(`node ${GUEST_CLI} guest >/tmp/spicedav-guest.log 2>&1 & echo $! >/tmp/spicedav-guest.pid`);
+/**
+ * Starts `spicedav guest` from the image's build in the guest, logging to /tmp/spicedav-guest.log;
+ * `nodeArgs` go to node before the script (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ */
+export async function startSpicedavGuest(vm: Vm, nodeArgs: string[] = []): Promise<void> {
+  await vm.run(`node ${nodeArgs.join(' ')} ${GUEST_CLI} guest >/tmp/spicedav-guest.log 2>&1 & echo $! >/tmp/spicedav-guest.pid`);
 }
 
 /** Stops the `spicedav guest` started by startSpicedavGuest, if one runs (SIGTERM, bounded). */
