@@ -41,7 +41,7 @@ const PROGRAMS: Array<[program: string, debianPackage: string]> = [
  * Returns the guest image for the spicedav build in `buildRoot`, building what the cache lacks. Two layers,
  * each cached under the hash of its inputs (paths, sizes and mtimes of host files, generated files' bytes):
  * the system layer (busybox, kernel modules, node, curl, litmus, spice-webdavd + dbus + avahi, /init, the
- * agent; about 200 MB, rebuilt only when a package changes) and the spicedav layer (the build's src, mux and
+ * agent; about 170 MB, rebuilt only when a package changes) and the spicedav layer (the build's src, mux and
  * dav trees + the production node_modules; a few MB, rebuilt after every compile). The initramfs is the two
  * uncompressed cpio archives back to back: the kernel unpacks concatenated archives in order, and an
  * uncompressed one boots faster under TCG than any decompressor runs. The kernel is the host's, unpacked once
@@ -202,11 +202,16 @@ async function writeLayer(fs: RootFs, file: string): Promise<void> {
   }
 }
 
-/** Deletes cached layers other than `keep`, so that the cache holds one image, not one per build. */
+/** How long a superseded image is kept: another run may be about to boot it. */
+const STALE_IMAGE_MS = 10 * 60_000;
+
+/** Deletes superseded layers, so that the cache holds about one image rather than one per build. */
 async function pruneCache(cacheDir: string, keep: string[]): Promise<void> {
   for (const name of readdirSync(cacheDir)) {
     const p = join(cacheDir, name);
-    if (!keep.includes(p) && /^(system|app|initrd)-[0-9a-f]+\.cpio$/.test(name)) await rm(p, { force: true });
+    if (keep.includes(p) || !/^(system|app|initrd)-[0-9a-f-]+\.cpio$/.test(name)) continue;
+    const st = await stat(p).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > STALE_IMAGE_MS) await rm(p, { force: true });
   }
 }
 
