@@ -125,6 +125,9 @@ export class DavServer extends EventEmitter {
       },
       (req, res) => void this.#onRequest(req, res),
     );
+    // Node starts tracking connections (idle detection for closeIdleConnections, headersTimeout checks) on
+    // 'listening'. This server never listens itself — sockets are handed to it — so it is told it does.
+    this.#http.emit('listening');
     // Handling checkContinue ourselves means 100 Continue goes out only when a handler accepts the body, after
     // every check that could refuse it (RFC 9110 §10.1.1).
     this.#http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.#onRequest(req, res));
@@ -166,10 +169,15 @@ export class DavServer extends EventEmitter {
   /** Stop listening, let requests in flight finish, close idle connections, then flush the property store. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.all([...this.#listeners].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      // Stop accepting first; net.Server.close() only calls back once every connection is gone, so it is
+      // awaited after the connections were closed.
+      const stopped = [...this.#listeners].map((s) => new Promise<void>((r) => s.close(() => r())));
       this.#http.closeIdleConnections();
       if (this.#active > 0) await new Promise<void>((r) => (this.#idle = r));
       this.#http.closeAllConnections();
+      // http.Server#close clears the connection-checking timer; it reports "not running", which is expected.
+      this.#http.close(() => {});
+      await Promise.all(stopped);
       await this.#cache?.close();
       const shared = await this.#shared.catch(() => null);
       await shared?.props.close();

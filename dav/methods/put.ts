@@ -3,8 +3,8 @@
  * (storage.write). Everything that can refuse the request is checked before the body is accepted, so with
  * `Expect: 100-continue` a refused upload never sends its body.
  */
-import { DavError, preconditionFailed } from '../errors.js';
-import { hrefOf } from '../paths.js';
+import { DavError, conflict, preconditionFailed } from '../errors.js';
+import { hrefOf, parentOf } from '../paths.js';
 import { send } from '../respond.js';
 import { evaluateConditionals } from '../headers/conditional.js';
 import { checkIfHeader, checkLocks } from '../preconditions.js';
@@ -23,6 +23,11 @@ export const put: MethodHandler = {
     const v = { etag: existing?.etag ?? null, lastModified: existing ? new Date(existing.mtimeMs) : null };
     if (evaluateConditionals('PUT', ctx.req.headers, v) !== 'proceed') throw preconditionFailed('If-Match / If-None-Match did not hold for the current file');
     checkLocks(ctx, ctx.path, { membership: !existing });
+    if (!existing && !(await ctx.dav.storage.stat(parentOf(ctx.path)))?.collection) {
+      // Checked here as well as in storage.write so that a client waiting on 100-continue is refused before
+      // it sends the body.
+      throw conflict(`the parent collection of ${ctx.path} does not exist; MKCOL it first`);
+    }
     const declared = ctx.req.headers['content-length'];
     const total = declared === undefined ? undefined : Number(declared);
     if (total !== undefined && total > ctx.dav.limits.maxUploadBytes) {

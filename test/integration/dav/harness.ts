@@ -24,7 +24,6 @@ export interface RequestOptions {
   headers?: Record<string, string | number>;
   body?: string | Buffer;
   agent?: http.Agent | false;
-  createConnection?: () => net.Socket | import('node:stream').Duplex;
 }
 
 /** Send one request; every wait is bounded (10 s). */
@@ -33,19 +32,24 @@ export function request(port: number, method: string, path: string, o: RequestOp
     const headers: Record<string, string | number> = { ...o.headers };
     if (o.body !== undefined && headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(o.body);
     const req = http.request(
-      { host: '127.0.0.1', port, method, path, headers, agent: o.agent ?? false, timeout: 10_000, ...(o.createConnection ? { createConnection: o.createConnection } : {}) } as http.RequestOptions,
+      { host: '127.0.0.1', port, method, path, headers, agent: o.agent ?? false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
+          clearTimeout(timer);
           const raw = Buffer.concat(chunks);
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw });
         });
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)));
-    req.on('error', reject);
+    // A timer rather than the socket timeout option: in-memory duplex sockets have no setTimeout.
+    const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)), 10_000);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     req.end(o.body);
   });
 }

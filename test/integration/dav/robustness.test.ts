@@ -1,0 +1,190 @@
+/**
+ * What must hold when things go wrong or are unusual: aborted uploads, Expect: 100-continue, read-only shares,
+ * dead properties across a restart, idle keep-alive connections, close().
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DavServer } from '../../../dav/index.js';
+import { startServer, request, propfindBody } from './harness.js';
+
+/** Open a raw connection and give back helpers to read what arrives. */
+function connect(t: test.TestContext, port: number) {
+  const sock = net.connect(port, '127.0.0.1');
+  t.after(() => sock.destroy());
+  let buf = '';
+  sock.setEncoding('latin1');
+  sock.on('data', (d: string) => (buf += d));
+  const until = async (pattern: RegExp, ms = 5000): Promise<string> => {
+    const end = Date.now() + ms;
+    while (!pattern.test(buf)) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; got ${JSON.stringify(buf.slice(0, 300))}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return buf;
+  };
+  return { sock, until, get text() { return buf; } };
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
+for (const size of [1000, 4 * 1024 * 1024]) {
+  test(`an aborted PUT (${size} B announced) leaves the old file, and no temporary file behind`, async (t) => {
+    const h = await startServer(t);
+    await writeFile(join(h.root, 'doc'), 'the old content');
+    const c = connect(t, h.port);
+    c.sock.write(`PUT /doc HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+    c.sock.write(Buffer.alloc(Math.floor(size / 2), 'n'));
+    await new Promise((r) => setTimeout(r, 100));
+    c.sock.destroy();
+    const c2 = connect(t, h.port);
+    c2.sock.write(`PUT /fresh HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\npartial`);
+    await new Promise((r) => setTimeout(r, 100));
+    c2.sock.destroy();
+    await waitFor(async () => (await readdir(h.root)).length === 1, 'the temporary files are removed');
+    assert.deepEqual(await readdir(h.root), ['doc']);
+    assert.equal(await readFile(join(h.root, 'doc'), 'utf8'), 'the old content');
+    assert.equal((await h.req('GET', '/doc')).body, 'the old content');
+  });
+}
+
+test('Expect: 100-continue: 100 only after the checks, then the body is stored', async (t) => {
+  const h = await startServer(t);
+  const c = connect(t, h.port);
+  c.sock.write('PUT /up.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+  await c.until(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+  c.sock.write('hello');
+  await c.until(/HTTP\/1\.1 201 Created/);
+  c.sock.destroy();
+  assert.equal(await readFile(join(h.root, 'up.txt'), 'utf8'), 'hello');
+});
+
+test('Expect: 100-continue on a refused PUT gets the final status without 100 and closes', async (t) => {
+  const h = await startServer(t);
+  const c = connect(t, h.port);
+  c.sock.write('PUT /missing/up.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n');
+  const text = await c.until(/HTTP\/1\.1 409/);
+  assert.ok(!text.includes('100 Continue'));
+  assert.match(text, /Connection: close/i);
+  c.sock.destroy();
+});
+
+test("Node's http client with Expect: 100-continue uploads through the 'continue' event", async (t) => {
+  const h = await startServer(t);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = http.request({ port: h.port, host: '127.0.0.1', method: 'PUT', path: '/c.bin', headers: { expect: '100-continue', 'content-length': 3 } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('continue', () => req.end('abc'));
+    req.flushHeaders();
+    req.on('error', reject);
+    setTimeout(() => req.destroy(new Error('no answer')), 5000).unref();
+  });
+  assert.equal(status, 201);
+  assert.equal(await readFile(join(h.root, 'c.bin'), 'utf8'), 'abc');
+});
+
+test('read-only: every write method is 403, reads work, OPTIONS says class 1', async (t) => {
+  const h = await startServer(t, { readOnly: true });
+  await writeFile(join(h.root, 'f'), 'data');
+  const lockinfo = '<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>';
+  const writes: [string, string, Record<string, string>, string?][] = [
+    ['PUT', '/f', {}, 'x'], ['PUT', '/new', {}, 'x'], ['DELETE', '/f', {}], ['MKCOL', '/d', {}], ['COPY', '/f', { destination: '/g' }],
+    ['MOVE', '/f', { destination: '/g' }], ['PROPPATCH', '/f', {}, '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:x>1</D:x></D:prop></D:set></D:propertyupdate>'],
+    ['LOCK', '/f', {}, lockinfo], ['UNLOCK', '/f', { 'lock-token': '<urn:uuid:x>' }],
+  ];
+  for (const [m, p, headers, body] of writes) assert.equal((await h.req(m, p, { headers, body })).status, 403, `${m} ${p}`);
+  assert.deepEqual(await readdir(h.root), ['f']);
+  assert.equal(await readFile(join(h.root, 'f'), 'utf8'), 'data');
+  assert.equal((await h.req('GET', '/f')).body, 'data');
+  assert.equal((await h.req('HEAD', '/f')).status, 200);
+  assert.equal((await h.req('PROPFIND', '/', { headers: { depth: '1' } })).status, 207);
+  const o = await h.req('OPTIONS', '/');
+  assert.equal(o.headers.dav, '1');
+  assert.doesNotMatch(String(o.headers.allow), /PUT|DELETE|LOCK/);
+});
+
+test('dead properties survive a restart, exactly, and never appear as files in the share', async (t) => {
+  const h = await startServer(t);
+  await writeFile(join(h.root, 'f'), '');
+  const body = '<D:propertyupdate xmlns:D="DAV:" xmlns:L="http://example.com/neon/litmus/"><D:set><D:prop><L:high>&#65536;\u{1F600}</L:high><L:x><L:y a="1">t</L:y></L:x></D:prop></D:set></D:propertyupdate>';
+  assert.equal((await h.req('PROPPATCH', '/f', { body })).status, 207);
+  const ask = '<D:propfind xmlns:D="DAV:" xmlns:L="http://example.com/neon/litmus/"><D:prop><L:high/><L:x/></D:prop></D:propfind>';
+  const before = (await h.req('PROPFIND', '/f', { headers: { depth: '0' }, body: ask })).body;
+  assert.ok(before.includes('\u{10000}\u{1F600}'));
+  await h.server.close();
+  const again = new DavServer({ root: h.root, stateDir: join(h.outside, 'state') });
+  t.after(() => again.close());
+  const { port } = await again.listen({ port: 0 });
+  const after = (await request(port, 'PROPFIND', '/f', { headers: { depth: '0' }, body: ask })).body;
+  assert.equal(after, before);
+  assert.deepEqual(await readdir(h.root), ['f']);
+  const moved = await request(port, 'MOVE', '/f', { headers: { destination: '/g' } });
+  assert.equal(moved.status, 201);
+  assert.ok((await request(port, 'PROPFIND', '/g', { headers: { depth: '0' }, body: ask })).body.includes('\u{10000}'), 'properties move with the resource');
+});
+
+test('a state directory inside the share is refused', async (t) => {
+  const h = await startServer(t);
+  assert.throws(() => new DavServer({ root: h.root, stateDir: join(h.root, '.state') }), /inside the shared folder/);
+});
+
+test('an idle keep-alive connection outlives Node’s default 5 s keep-alive timeout', { timeout: 20_000 }, async (t) => {
+  const h = await startServer(t);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const sockets = new Set<unknown>();
+  const track = (m: string, p: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request({ port: h.port, host: '127.0.0.1', method: m, path: p, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('socket', (s) => sockets.add(s));
+      req.on('error', reject);
+      req.end();
+    });
+  assert.equal(await track('OPTIONS', '/'), 200);
+  await new Promise((r) => setTimeout(r, 5600));
+  assert.equal(await track('OPTIONS', '/'), 200);
+  assert.equal(sockets.size, 1, 'the same connection was reused');
+});
+
+test('close() lets a request in flight finish, then stops', async (t) => {
+  const h = await startServer(t);
+  await writeFile(join(h.root, 'big'), Buffer.alloc(8 * 1024 * 1024, 1));
+  const got = request(h.port, 'GET', '/big');
+  await new Promise((r) => setTimeout(r, 5));
+  await h.server.close();
+  assert.equal((await got).raw.length, 8 * 1024 * 1024);
+  await assert.rejects(request(h.port, 'OPTIONS', '/'));
+  await h.server.close(); // idempotent
+});
+
+test('listen refuses a non-loopback address without authentication', async (t) => {
+  const h = await startServer(t);
+  await assert.rejects(h.server.listen({ host: '0.0.0.0', port: 0 }), /without authentication/);
+  const a = await h.server.listen({ host: '::1', port: 0 }).catch(() => null);
+  if (a) assert.equal((await propfindFrom(a.port)).status, 207);
+});
+
+function propfindFrom(port: number) {
+  return new Promise<{ status: number }>((resolve, reject) => {
+    const req = http.request({ host: '::1', port, method: 'PROPFIND', path: '/', headers: { depth: '0', 'content-length': Buffer.byteLength(propfindBody('getetag')) } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    req.on('error', reject);
+    req.end(propfindBody('getetag'));
+  });
+}

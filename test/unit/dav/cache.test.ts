@@ -1,0 +1,86 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, renameSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MetaCache } from '../../../dav/cache.js';
+import type { Entry } from '../../../dav/storage/backend.js';
+import { silentLogger } from '../../../src/log.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const entry = (path: string): Entry => ({ path, collection: false, size: 1, mtimeMs: 1, ctimeMs: 1, atimeMs: 1, birthtimeMs: 1, mode: 0o644, etag: '"e"' });
+
+async function ready(cache: MetaCache, dir: string): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const e = cache.epoch(dir);
+    if (e >= 0) return e;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('watcher never became ready');
+}
+
+test('the barrier delivers a change made just before the lookup: the member is marked dirty', async (t) => {
+  const dir = await tempDir(t);
+  writeFileSync(join(dir, 'f'), 'x');
+  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
+  t.after(() => cache.close());
+  cache.watch(dir);
+  for (let round = 0; round < 20; round++) {
+    cache.store(dir, await ready(cache, dir), { members: new Map([['f', entry('/f')]]), complete: true });
+    // Synchronous write, then straight to the lookup: the inotify event is still unread in the kernel.
+    writeFileSync(join(dir, 'f'), `changed ${round}`);
+    const hit = await cache.listing(dir);
+    assert.ok(hit === null || hit.listing.members.get('f') === null, `round ${round}: stale member served`);
+  }
+});
+
+test('create, delete and rename make the membership incomplete', async (t) => {
+  const dir = await tempDir(t);
+  writeFileSync(join(dir, 'a'), 'x');
+  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
+  t.after(() => cache.close());
+  cache.watch(dir);
+  cache.store(dir, await ready(cache, dir), { members: new Map([['a', entry('/a')]]), complete: true });
+  assert.equal((await cache.listing(dir))?.listing.complete, true);
+  renameSync(join(dir, 'a'), join(dir, 'b'));
+  const hit = await cache.listing(dir);
+  assert.equal(hit?.listing.complete, false);
+  assert.equal(hit?.listing.members.get('a'), null);
+});
+
+test('a listing read while an event arrived is not stored (epoch check)', async (t) => {
+  const dir = await tempDir(t);
+  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
+  t.after(() => cache.close());
+  cache.watch(dir);
+  const epoch = await ready(cache, dir);
+  writeFileSync(join(dir, 'late'), 'x');
+  await cache.barrier();
+  cache.store(dir, epoch, { members: new Map(), complete: true });
+  assert.equal(await cache.listing(dir), null);
+});
+
+test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
+  const base = await tempDir(t);
+  const cache = new MetaCache({ maxDirs: 2, log: silentLogger });
+  t.after(() => cache.close());
+  const dirs = ['a', 'b', 'c'].map((n) => join(base, n));
+  for (const d of dirs) await mkdir(d);
+  cache.watch(dirs[0] as string);
+  cache.watch(dirs[1] as string);
+  await ready(cache, dirs[0] as string);
+  cache.watch(dirs[2] as string);
+  assert.equal(cache.epoch(dirs[0] as string), -1);
+  await ready(cache, dirs[2] as string);
+  assert.ok(cache.epoch(dirs[1] as string) >= 0);
+});
+
+test('after close the cache answers nothing and the barrier resolves false', async (t) => {
+  const dir = await tempDir(t);
+  const cache = new MetaCache({ maxDirs: 2, log: silentLogger });
+  cache.watch(dir);
+  await ready(cache, dir);
+  await cache.close();
+  assert.equal(await cache.barrier(), false);
+  assert.equal(await cache.listing(dir), null);
+});
