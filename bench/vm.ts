@@ -72,7 +72,9 @@ const spicedav: Chain = {
   name: 'spicedav guest ↔ spicedav share',
   async up(vm, dir) {
     await startSpicedavGuest(vm, PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${GUEST_PROFILE_DIR}`] : []);
-    return startShare(dir, { spicePort: vm.spicePort as number }, { nodeArgs: PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [] });
+    return startShare(dir, { spicePort: vm.spicePort as number }, {
+      stateDir: `${dir}.state`, nodeArgs: PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+    });
   },
   async down(vm, host) {
     // node writes a profile when it exits normally: both ends are stopped with SIGTERM, which they handle.
@@ -168,6 +170,7 @@ async function main(): Promise<number> {
         results.get(chain)?.push(f);
         console.log(`  round ${round + 1} ${chain.name}: GET ${f.getMBps.toFixed(1)} MB/s, PUT ${f.putMBps.toFixed(1)} MB/s, small PUT ${f.smallPutOps.toFixed(0)}/s, small GET ${f.smallGetOps.toFixed(0)}/s`);
         await rm(dir, { recursive: true, force: true });
+        await rm(`${dir}.state`, { recursive: true, force: true });
       }
     }
     const ref = summarise(results.get(reference) ?? []);

@@ -39,9 +39,9 @@ async function prerequisites(t: TestContext): Promise<GuestImage | null> {
   return ensureGuestImage();
 }
 
-/** Starts `spicedav share` for one case, stopped when that case ends. */
+/** Starts `spicedav share` for one case (state kept next to the case's folder), stopped when that case ends. */
 function share(t: TestContext, dir: string, target: ShareTarget): ProcessGroup {
-  const p = startShare(dir, target);
+  const p = startShare(dir, target, { stateDir: `${dir}.state` });
   t.after(() => p.stop());
   return p;
 }

@@ -29,13 +29,20 @@ export function startSpicy(spicePort: number, dir: string): ProcessGroup {
 /** How `spicedav share` reaches the VM. */
 export type ShareTarget = { spicePort: number } | { qemuSocket: string };
 
-/**
- * Starts `spicedav share DIR` from the build under test, as users run it; `nodeArgs` go to node before the
- * script (e.g. `--cpu-prof`).
- */
-export function startShare(dir: string, target: ShareTarget, options: { cli?: string; nodeArgs?: string[] } = {}): ProcessGroup {
+/** Options of startShare. */
+export interface StartShareOptions {
+  /** Where the share keeps dead properties; give a temp dir so that a run leaves nothing in $HOME. */
+  stateDir?: string;
+  /** node options before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+  cli?: string;
+}
+
+/** Starts `spicedav share DIR` from the build under test, as users run it. */
+export function startShare(dir: string, target: ShareTarget, options: StartShareOptions = {}): ProcessGroup {
   const how = 'spicePort' in target ? ['--spice', `spice://127.0.0.1:${target.spicePort}`] : ['--qemu-socket', target.qemuSocket];
-  return new ProcessGroup('spicedav share', process.execPath, [...(options.nodeArgs ?? []), options.cli ?? defaultCliPath, 'share', dir, ...how]);
+  const state = options.stateDir ? ['--state-dir', options.stateDir] : [];
+  return new ProcessGroup('spicedav share', process.execPath, [...(options.nodeArgs ?? []), options.cli ?? defaultCliPath, 'share', dir, ...how, ...state]);
 }
 
 /**
