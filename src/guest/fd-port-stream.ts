@@ -32,8 +32,10 @@ const HOST_GONE_CODES = new Set(['EIO', 'ENODEV', 'ENXIO']);
  * - read() > 0: data; read() == 0: the host is not connected (it left); EAGAIN: connected, nothing to read;
  * - write() EAGAIN: the host is not consuming (or not connected); a write takes at most 32 KiB at a time;
  * - EIO / ENODEV: pty master closed / port hot-unplugged, treated like the host leaving.
- * Node has no poll() for such an fd, so while the port is quiet the read is retried after a pause that starts at
- * 1 ms and doubles up to `maxIdleDelay`; every write resets it to 1 ms because the host's answer is due soon.
+ * This is the fallback for a Node without libuv's pipe handle (see poll-port-stream.ts, which epoll drives and
+ * which VirtioPortDevice prefers): public Node has no poll() for such an fd, so while the port is quiet the read
+ * is retried after a pause that starts at 1 ms and doubles up to `maxIdleDelay`; every write resets it to 1 ms
+ * because the host's answer is due soon.
  * While data flows, reads follow each other without pause. The stream ends when the host leaves and then
  * closes the fd (a port cannot be half-closed, so end() from our side is a no-op).
  */
