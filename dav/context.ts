@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../src/log.js';
 import { DavError } from './errors.js';
 import { parseUrlPath, type Confinement, type DavPath } from './paths.js';
-import { parseXml, type XmlElement } from './xml.js';
+import type { XmlElement } from './xml.js';
 import { parseIf, type IfList } from './headers/if.js';
 import type { DavLimits } from './options.js';
 import type { Entry, Storage } from './storage/backend.js';
@@ -129,6 +129,8 @@ export class RequestContext {
     const body = await this.readBody(this.dav.limits.maxXmlBytes);
     const text = body.toString('utf8');
     if (text.trim() === '') return null;
+    // Loaded on first use: see xml.ts for why the parser is kept out of the start-up path.
+    const { parseXml } = await import('./xml-parse.js');
     return parseXml(text, { maxDepth: this.dav.limits.maxXmlDepth });
   }
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { silentLogger, type Logger } from '../src/log.js';
+import type { Logger } from '../src/log.js';
 import { DavError } from './errors.js';
 import { Confinement } from './paths.js';
 import { DEFAULT_LIMITS, type DavLimits, type DavServerOptions } from './options.js';
@@ -57,6 +57,12 @@ export interface ListenOptions {
   allowUnauthenticatedRemote?: boolean;
 }
 
+/**
+ * The default logger: drops everything. Kept here rather than importing src/log's silentLogger, which would
+ * load pino (about 8 MB of resident memory) into every process that embeds the server, even when it never logs.
+ */
+const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, child: () => quiet };
+
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
 
 /** The default place for the dead-property journal of a share root. */
@@ -88,7 +94,7 @@ export class DavServer extends EventEmitter {
 
   constructor(opts: DavServerOptions) {
     super();
-    const log = opts.log ?? silentLogger;
+    const log = opts.log ?? quiet;
     this.#log = log;
     const limits: DavLimits = { ...DEFAULT_LIMITS };
     for (const k of Object.keys(DEFAULT_LIMITS) as (keyof DavLimits)[]) if (opts[k] !== undefined) limits[k] = opts[k] as number;

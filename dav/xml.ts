@@ -1,12 +1,9 @@
 /**
- * XML in and out. Requests are parsed with saxes: strict, namespace-aware, and it never expands entities — a
- * DOCTYPE is refused outright (400), so no entity can even be declared. The result is a small tree that keeps
- * exact namespaces, which is what dead properties need to round-trip. Output is built as strings with every
- * text and attribute escaped and characters XML 1.0 cannot carry replaced, so a hostile file name can never
- * break a multistatus.
+ * The XML tree of request bodies (parsed in xml-parse.ts) and XML output. Output is built as strings with
+ * every text and attribute escaped and characters XML 1.0 cannot carry replaced, so a hostile file name can
+ * never break a multistatus. Parsing lives apart so that its dependency (saxes, whose Unicode tables cost about
+ * 10 MB of memory) is loaded only when the first XML body arrives.
  */
-import { SaxesParser, type SaxesTagNS } from 'saxes';
-import { DavError, badRequest } from './errors.js';
 
 /** The DAV: namespace URI. */
 export const DAV_NS = 'DAV:';
@@ -29,63 +26,7 @@ export interface XmlElement {
 /** A child of an element: an element or a run of character data. */
 export type XmlNode = XmlElement | string;
 
-const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
 const XML_NS = 'http://www.w3.org/XML/1998/namespace';
-
-/** Limits applied while parsing a request body. */
-export interface XmlLimits {
-  /** Deepest element nesting accepted (bounds recursion when the tree is walked or serialised). */
-  maxDepth: number;
-}
-
-/** Parse a request body into its root element. Throws DavError 400 on malformed XML, a DOCTYPE or too deep a tree. */
-export function parseXml(text: string, limits: XmlLimits): XmlElement {
-  const parser = new SaxesParser({ xmlns: true, position: false });
-  const stack: XmlElement[] = [];
-  let root: XmlElement | null = null;
-  // Handlers throw to stop saxes at once: it would otherwise go on through the rest of the input, and its cost
-  // grows with the square of the nesting depth.
-  parser.on('error', (err) => {
-    throw badRequest('DAV_ERR_BAD_XML', `malformed XML body: ${err.message}`, err);
-  });
-  parser.on('doctype', () => {
-    throw badRequest('DAV_ERR_XML_DOCTYPE', 'XML bodies with a DOCTYPE are refused (no entities are ever expanded)');
-  });
-  parser.on('opentag', (tag: SaxesTagNS) => {
-    if (stack.length >= limits.maxDepth) throw badRequest('DAV_ERR_XML_TOO_DEEP', `XML body nests deeper than ${limits.maxDepth} elements`);
-    const attrs: XmlAttr[] = [];
-    for (const a of Object.values(tag.attributes)) {
-      if (a.uri === XMLNS_NS) continue;
-      attrs.push({ ns: a.uri, name: a.local, value: a.value });
-    }
-    const el: XmlElement = { ns: tag.uri ?? '', name: tag.local, attrs, children: [] };
-    const parent = stack[stack.length - 1];
-    if (parent) parent.children.push(el);
-    else root = el;
-    stack.push(el);
-  });
-  parser.on('closetag', () => {
-    stack.pop();
-  });
-  const onText = (t: string) => {
-    const parent = stack[stack.length - 1];
-    if (!parent) return;
-    const last = parent.children[parent.children.length - 1];
-    if (typeof last === 'string') parent.children[parent.children.length - 1] = last + t;
-    else parent.children.push(t);
-  };
-  parser.on('text', onText);
-  parser.on('cdata', onText);
-  try {
-    parser.write(text);
-    parser.close();
-  } catch (err) {
-    if (err instanceof DavError) throw err;
-    throw badRequest('DAV_ERR_BAD_XML', `malformed XML body: ${(err as Error).message}`, err);
-  }
-  if (!root) throw badRequest('DAV_ERR_BAD_XML', 'the XML body has no root element');
-  return root;
-}
 
 /** The child elements of an element (text and whitespace skipped). */
 export function childElements(el: XmlElement): XmlElement[] {

@@ -11,7 +11,6 @@ import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Transform, type Readable } from 'node:stream';
 import { dirname } from 'node:path';
-import fse from 'fs-extra';
 import { DavError, conflict, fsError, notFound } from '../errors.js';
 import { childOf, type Confinement, type DavPath } from '../paths.js';
 import type { MetaCache } from '../cache.js';
@@ -41,6 +40,12 @@ export function entryOf(path: DavPath, st: Stats): Entry {
     etag: etagOf(st),
   };
 }
+
+/**
+ * fs-extra, loaded on first use: it patches fs through graceful-fs and costs several MB of resident memory,
+ * which a server that only reads and writes files never needs.
+ */
+const fsExtra = (): Promise<typeof import('fs-extra')> => import('fs-extra').then((m) => m.default ?? m);
 
 /** Bodies up to this size are gathered in memory and written with one call (no stream set-up). */
 const SMALL_BODY = 64 * 1024;
@@ -229,7 +234,7 @@ export class FsStorage implements Storage {
         await pipeline(body, counter, createWriteStream('', { fd, autoClose: false, highWaterMark: 1024 * 1024 }));
       }
       // The new file keeps the old one's permissions exactly (open's mode is filtered by the umask).
-      if (oldMode !== null) await fse.fchmod(fd, oldMode);
+      if (oldMode !== null) await this.#io.fchmod(fd, oldMode);
       const st = await io.fstat(fd);
       const closing = fd;
       fd = null;
@@ -272,7 +277,10 @@ export class FsStorage implements Storage {
     const r = await this.#conf.resolve(path);
     if (!r.exists) throw notFound(path);
     try {
-      await fse.remove(r.entry);
+      // A file (or a link) is one unlink; trees go to fs-extra.
+      const st = await this.#io.lstat(r.entry);
+      if (st.isDirectory()) await (await fsExtra()).remove(r.entry);
+      else await this.#io.unlink(r.entry);
       return [];
     } catch (err) {
       // The fast path stopped at the first error; walk the tree to remove what can be removed and name what can't.
@@ -294,7 +302,7 @@ export class FsStorage implements Storage {
         await mkdir(dst);
         return;
       }
-      await fse.copy(src.target, dst, {
+      await (await fsExtra()).copy(src.target, dst, {
         dereference: false,
         errorOnExist: true,
         overwrite: false,
@@ -311,7 +319,7 @@ export class FsStorage implements Storage {
     if (!src.exists) throw notFound(from);
     const dst = await this.#target(to);
     try {
-      await fse.move(src.entry, dst, { overwrite: false });
+      await (await fsExtra()).move(src.entry, dst, { overwrite: false });
     } catch (err) {
       throw fsError(err, to);
     }

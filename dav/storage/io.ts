@@ -39,6 +39,7 @@ export interface Io {
   close(fd: number): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   unlink(p: string): Promise<void>;
+  fchmod(fd: number, mode: number): Promise<void>;
   /** True while calls run inline (for callers that batch work differently, e.g. yielding between stats). */
   readonly inline: boolean;
 }
@@ -60,6 +61,7 @@ const asyncIo = {
   close: promisify<[number], void>((fd, cb) => fs.close(fd, (err) => cb(err, undefined))),
   rename: promisify<[string, string], void>((a, b, cb) => fs.rename(a, b, (err) => cb(err, undefined))),
   unlink: promisify<[string], void>((p, cb) => fs.unlink(p, (err) => cb(err, undefined))),
+  fchmod: promisify<[number, number], void>((fd, m, cb) => fs.fchmod(fd, m, (err) => cb(err, undefined))),
 };
 
 const syncIo = {
@@ -74,6 +76,7 @@ const syncIo = {
   close: (fd: number) => fs.closeSync(fd),
   rename: (a: string, b: string) => fs.renameSync(a, b),
   unlink: (p: string) => fs.unlinkSync(p),
+  fchmod: (fd: number, m: number) => fs.fchmodSync(fd, m),
 };
 
 /** Options of the inline gate. */

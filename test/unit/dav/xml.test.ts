@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { parseXml, serializeElement, escapeText, escapeAttr, childElements, textOf } from '../../../dav/xml.js';
+import { serializeElement, escapeText, escapeAttr, childElements, textOf } from '../../../dav/xml.js';
+import { parseXml } from '../../../dav/xml-parse.js';
 import { DavError } from '../../../dav/errors.js';
 
 const limits = { maxDepth: 16 };
