@@ -11,3 +11,6 @@ export type { DavCondition } from './errors.js';
 export { Transfer } from './transfer.js';
 export type { SymlinkPolicy } from './paths.js';
 export type { Authenticator } from './auth/authenticator.js';
+export { BasicAuth } from './auth/basic.js';
+export { DigestAuth } from './auth/digest.js';
+export type { DigestAuthOptions } from './auth/digest.js';

@@ -212,9 +212,11 @@ export class DavServer extends EventEmitter {
       if (this.#closing) res.setHeader('Connection', 'close');
       const auth = req.socket && this.#auth.get(req.socket);
       if (auth && !(await auth.check(req))) {
-        res.setHeader('WWW-Authenticate', auth.challenges());
-        send(res, 401, { 'Content-Type': 'text/plain; charset=utf-8' }, 'authentication required\n');
-        req.resume();
+        res.setHeader('WWW-Authenticate', auth.challenges(req));
+        // An unread body must not be taken for the next request (and a client waiting on 100-continue will
+        // not send it): close after answering, as respond.ts does for errors.
+        const body = req.headers['content-length'] ? Number(req.headers['content-length']) > 0 : req.headers['transfer-encoding'] !== undefined;
+        send(res, 401, { 'Content-Type': 'text/plain; charset=utf-8', ...(body ? { Connection: 'close' } : {}) }, 'authentication required\n');
         return;
       }
       ctx = new RequestContext(shared, req, res, log);

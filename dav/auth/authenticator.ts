@@ -7,6 +7,6 @@ import type { IncomingMessage } from 'node:http';
 export interface Authenticator {
   /** The user name when the request carries valid credentials, else null. */
   check(req: IncomingMessage): Promise<string | null>;
-  /** WWW-Authenticate header values for a 401 answer. */
-  challenges(): string[];
+  /** WWW-Authenticate header values for a 401 answer to `req` (after `check` refused it). */
+  challenges(req: IncomingMessage): string[];
 }

@@ -1,0 +1,129 @@
+/**
+ * HTTP Digest authentication (RFC 7616, MD5, qop=auth) against an Apache htdigest file (`user:realm:HA1`).
+ * Nonces are stateless — a timestamp signed with a per-server key — and expire after `nonceLifetimeMs`
+ * (answered with `stale=true`, so clients retry without asking the user); nonce counts are tracked per nonce to
+ * refuse replays.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { DavError } from '../errors.js';
+import type { Authenticator } from './authenticator.js';
+
+const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex');
+
+/** Parse the parameters of a Digest Authorization header. */
+export function parseDigestParams(header: string): Map<string, string> | null {
+  const m = /^Digest\s+(.*)$/is.exec(header);
+  if (!m) return null;
+  const out = new Map<string, string>();
+  const re = /([a-zA-Z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)/g;
+  for (const p of (m[1] as string).matchAll(re)) out.set((p[1] as string).toLowerCase(), p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] ?? ''));
+  return out;
+}
+
+/** Parse htdigest text into `user` → HA1 for one realm. */
+export function parseHtdigest(text: string, realm: string, source = 'htdigest file'): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const [n, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const parts = line.split(':');
+    if (parts.length !== 3 || !/^[0-9a-f]{32}$/i.test(parts[2] as string)) throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${source} line ${n + 1} is not user:realm:md5`);
+    if (parts[1] === realm) users.set(parts[0] as string, (parts[2] as string).toLowerCase());
+  }
+  return users;
+}
+
+/** Options of DigestAuth. */
+export interface DigestAuthOptions {
+  realm: string;
+  /** How long a nonce is accepted (default 5 minutes). */
+  nonceLifetimeMs?: number;
+  now?: () => number;
+}
+
+/** Digest authentication from an htdigest user table. */
+export class DigestAuth implements Authenticator {
+  readonly realm: string;
+  readonly #users: Map<string, string>;
+  readonly #key = randomBytes(32);
+  readonly #opaque = randomBytes(16).toString('hex');
+  readonly #lifetime: number;
+  readonly #now: () => number;
+  readonly #counts = new Map<string, number>();
+  /** Requests refused only because their nonce expired: their challenge says stale=true. */
+  readonly #stale = new WeakSet<IncomingMessage>();
+
+  constructor(users: Map<string, string>, options: DigestAuthOptions) {
+    this.#users = users;
+    this.realm = options.realm;
+    this.#lifetime = options.nonceLifetimeMs ?? 5 * 60_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Load the users of `realm` from an htdigest file. */
+  static async fromFile(path: string, realm: string): Promise<DigestAuth> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      throw new DavError(500, 'DAV_ERR_AUTH_FILE', `cannot read the htdigest file ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    const users = parseHtdigest(text, realm, path);
+    if (users.size === 0) throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${path} has no user in realm "${realm}"; create one with htdigest ${path} "${realm}" USER`);
+    return new DigestAuth(users, { realm });
+  }
+
+  #nonce(): string {
+    const t = this.#now().toString(36);
+    return `${t}.${createHmac('sha256', this.#key).update(t).digest('base64url')}`;
+  }
+
+  /** 'ok', 'stale' (well signed but expired) or 'bad'. */
+  #nonceState(nonce: string): 'ok' | 'stale' | 'bad' {
+    const [t, sig] = nonce.split('.');
+    if (!t || !sig) return 'bad';
+    const good = createHmac('sha256', this.#key).update(t).digest('base64url');
+    if (good.length !== sig.length || !timingSafeEqual(Buffer.from(good), Buffer.from(sig))) return 'bad';
+    return this.#now() - parseInt(t, 36) > this.#lifetime ? 'stale' : 'ok';
+  }
+
+  async check(req: IncomingMessage): Promise<string | null> {
+    const p = req.headers.authorization ? parseDigestParams(req.headers.authorization) : null;
+    if (!p) return null;
+    const user = p.get('username') ?? '';
+    const ha1 = this.#users.get(user);
+    const nonce = p.get('nonce') ?? '';
+    const uri = p.get('uri') ?? '';
+    if (!ha1 || p.get('realm') !== this.realm || uri !== req.url) return null;
+    const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase();
+    if (algorithm !== 'MD5') return null;
+    const state = this.#nonceState(nonce);
+    if (state === 'bad') return null;
+    const qop = p.get('qop');
+    const nc = p.get('nc') ?? '';
+    const cnonce = p.get('cnonce') ?? '';
+    if (qop !== undefined && (qop !== 'auth' || !/^[0-9a-f]{8}$/i.test(nc) || !cnonce)) return null;
+    const ha2 = md5(`${req.method}:${uri}`);
+    const expected = qop ? md5(`${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : md5(`${ha1}:${nonce}:${ha2}`);
+    const got = (p.get('response') ?? '').toLowerCase();
+    if (got.length !== expected.length || !timingSafeEqual(Buffer.from(got), Buffer.from(expected))) return null;
+    if (state === 'stale') {
+      this.#stale.add(req);
+      return null;
+    }
+    if (qop) {
+      // A nonce count must grow: the same (nonce, nc) twice is a replay.
+      const count = parseInt(nc, 16);
+      if (count <= (this.#counts.get(nonce) ?? 0)) return null;
+      if (this.#counts.size > 10_000) this.#counts.clear();
+      this.#counts.set(nonce, count);
+    }
+    return user;
+  }
+
+  challenges(req: IncomingMessage): string[] {
+    return [`Digest realm="${this.realm}", qop="auth", algorithm=MD5, nonce="${this.#nonce()}", opaque="${this.#opaque}"${this.#stale.has(req) ? ', stale=true' : ''}`];
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * `listen` with authentication (Basic from htpasswd, Digest from htdigest) and with TLS, exercised with curl
+ * (a real client) and node's https; connections handed to handleConnection never need credentials.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BasicAuth, DigestAuth } from '../../../dav/index.js';
+import { requireTool } from '../../helpers/tools.js';
+import { startServer, request } from './harness.js';
+
+function curl(args: string[]): Promise<{ code: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-s', '--max-time', '10', '-o', '-', '-w', '\n%{http_code}', ...args], (err, stdout) => {
+      if (err && !stdout) return reject(err);
+      const i = stdout.lastIndexOf('\n');
+      resolve({ code: Number(stdout.slice(i + 1)), body: stdout.slice(0, i) });
+    });
+  });
+}
+
+test('Basic auth from an htpasswd file (openssl-made apr1 hash) with curl', async (t) => {
+  if (!requireTool(t, 'curl') || !requireTool(t, 'openssl')) return;
+  const h = await startServer(t);
+  const hash = execFileSync('openssl', ['passwd', '-apr1', 's3cret'], { encoding: 'utf8' }).trim();
+  const file = join(h.outside, 'htpasswd');
+  await writeFile(file, `alice:${hash}\n`);
+  const auth = await BasicAuth.fromFile(file, 'test realm');
+  const { port } = await h.server.listen({ port: 0, auth });
+  const url = `http://127.0.0.1:${port}/`;
+  const none = await curl(['-X', 'PROPFIND', '-H', 'Depth: 0', '-D', '-', url]);
+  assert.equal(none.code, 401);
+  assert.match(none.body, /WWW-Authenticate: Basic realm="test realm"/i);
+  assert.equal((await curl(['-u', 'alice:wrong', url])).code, 401);
+  const put = await curl(['-u', 'alice:s3cret', '-X', 'PUT', '--data-binary', 'hello', `${url}up.txt`]);
+  assert.equal(put.code, 201);
+  assert.equal(await readFile(join(h.root, 'up.txt'), 'utf8'), 'hello');
+  assert.equal((await curl(['-u', 'alice:s3cret', '-X', 'PROPFIND', '-H', 'Depth: 1', url])).code, 207);
+  assert.equal((await request(h.port, 'PROPFIND', '/', { headers: { depth: '0' } })).status, 207, 'the listener without auth is unaffected');
+});
+
+test('Digest auth from an htdigest file with curl --digest', async (t) => {
+  if (!requireTool(t, 'curl')) return;
+  const h = await startServer(t);
+  const file = join(h.outside, 'htdigest');
+  await writeFile(file, `bob:spicedav:${createHash('md5').update('bob:spicedav:pa55').digest('hex')}\n`);
+  const auth = await DigestAuth.fromFile(file, 'spicedav');
+  const { port } = await h.server.listen({ port: 0, auth });
+  const url = `http://127.0.0.1:${port}/`;
+  const none = await curl(['-D', '-', url]);
+  assert.equal(none.code, 401);
+  assert.match(none.body, /WWW-Authenticate: Digest realm="spicedav"/i);
+  assert.equal((await curl(['--digest', '-u', 'bob:wrong', url])).code, 401);
+  const put = await curl(['--digest', '-u', 'bob:pa55', '-X', 'PUT', '--data-binary', 'digest!', `${url}d.txt`]);
+  assert.equal(put.code, 201);
+  assert.equal(await readFile(join(h.root, 'd.txt'), 'utf8'), 'digest!');
+  const list = await curl(['--digest', '-u', 'bob:pa55', '-X', 'PROPFIND', '-H', 'Depth: 1', url]);
+  assert.equal(list.code, 207);
+  assert.match(list.body, /d\.txt/);
+  await assert.rejects(DigestAuth.fromFile(file, 'other realm'), /no user in realm/);
+});
+
+test('TLS: listen with a certificate serves HTTPS (and only HTTPS on that port)', async (t) => {
+  if (!requireTool(t, 'openssl')) return;
+  const h = await startServer(t);
+  const key = join(h.outside, 'key.pem');
+  const cert = join(h.outside, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const certPem = await readFile(cert);
+  const { port } = await h.server.listen({ port: 0, tls: { cert: certPem, key: await readFile(key) } });
+  await writeFile(join(h.root, 'secret.txt'), 'over tls');
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/secret.txt', ca: certPem, agent: false }, (res) => {
+      let s = '';
+      res.on('data', (d: Buffer) => (s += d.toString()));
+      res.on('end', () => resolve(s));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(body, 'over tls');
+  await assert.rejects(request(port, 'GET', '/secret.txt'), 'plain HTTP to the TLS port fails');
+});
