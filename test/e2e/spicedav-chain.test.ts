@@ -7,7 +7,8 @@ import { test, type TestContext } from 'node:test';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { ensureGuestImage, type GuestImage } from '../helpers/vm/image.js';
-import { bounded, Vm } from '../helpers/vm/vm.js';
+import { Vm } from '../helpers/vm/vm.js';
+import { bounded } from '../../src/vm/qemu.js';
 import {
   GUEST_URL, guestLog, spicedavChainMissing, startShare, startSpicedavGuest, startSpicy, startSpiceWebdavd,
   stopSpicedavGuest, stopSpiceWebdavd, type ShareTarget,
@@ -18,7 +19,7 @@ import {
 } from '../helpers/vm/dav-checks.js';
 import { runLitmusInGuest } from '../helpers/vm/litmus.js';
 import { requireVmTools, SPICY_TOOLS } from '../helpers/vm/requirements.js';
-import type { ProcessGroup } from '../helpers/vm/process-group.js';
+import type { ProcessGroup } from '../../src/vm/process-group.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Random file size each way in the check list (the benchmark moves 256 MiB). */

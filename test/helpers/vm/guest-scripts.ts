@@ -1,3 +1,5 @@
+import { MODULE_LIST_PATH } from '../../../src/vm/image.js';
+
 /**
  * The name of the extra virtio port the test agent listens on (QEMU side: a unix socket chardev). Kept apart
  * from the webdav port so that the harness never touches the chain under test.
@@ -7,8 +9,6 @@ export const AGENT_PORT_NAME = 'org.spicedav.test.ctl';
 /** The guest path of the agent (see AGENT_SCRIPT). */
 export const AGENT_PATH = '/usr/local/bin/spicedav-agent';
 
-/** The file listing the kernel modules /init loads, in dependency order. */
-export const MODULE_LIST_PATH = '/etc/spicedav/modules';
 
 // Prefix of /init's own lines on the serial console, so they stand out in the log tail failure messages quote.
 const SERIAL_MARKER = '@@SPICEDAV';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cliPath as defaultCliPath } from '../paths.js';
-import { ProcessGroup } from './process-group.js';
+import { ProcessGroup } from '../../../src/vm/process-group.js';
 import { START_SPICE_WEBDAVD } from './guest-scripts.js';
 import type { Vm } from './vm.js';
 

@@ -1,4 +1,4 @@
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient, type ExecResult } from './agent-client.js';
 import { AGENT_PORT_NAME } from './guest-scripts.js';
-import type { GuestImage } from './image.js';
-import { ProcessGroup } from './process-group.js';
+import type { GuestImage } from '../../../src/vm/image.js';
+import type { ProcessGroup } from '../../../src/vm/process-group.js';
+import { bounded, freePort, qemuArgs, startQemu, WEBDAV_PORT_NAME } from '../../../src/vm/qemu.js';
 
-/** The virtio port name spice-webdavd and `spicedav guest` open (/dev/virtio-ports/<name>). */
-export const WEBDAV_PORT_NAME = 'org.spice-space.webdav.0';
+export { bounded, freePort, WEBDAV_PORT_NAME } from '../../../src/vm/qemu.js';
 
 /** How to boot a test VM. */
 export interface VmOptions {
@@ -73,25 +73,21 @@ export class Vm {
     const spicePort = options.webdav === 'spice' ? await freePort() : undefined;
     const webdavSocket = options.webdav === 'qemu-socket' ? join(dir, 'webdav.sock') : undefined;
     const agentSocket = join(dir, 'agent.sock');
-    const webdavChardev = spicePort !== undefined
-      ? ['-spice', `port=${spicePort},addr=127.0.0.1,disable-ticketing=on`,
-        '-chardev', `spiceport,id=webdav,name=${WEBDAV_PORT_NAME}`]
-      : ['-chardev', `socket,id=webdav,path=${webdavSocket},server=on,wait=off`];
-    const args = [
-      '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', String(options.smp ?? 1), '-m', String(options.memoryMiB ?? 1536),
-      '-nodefaults', '-no-user-config', '-no-reboot', '-display', 'none', '-vga', 'none', '-nic', 'none',
-      '-monitor', 'none', '-serial', `file:${join(dir, 'serial.log')}`,
-      '-device', 'virtio-serial-pci,id=vser0',
-      ...webdavChardev,
-      '-device', `virtserialport,bus=vser0.0,chardev=webdav,name=${WEBDAV_PORT_NAME}`,
-      // The agent's port comes last: /init waits for it, by then the webdav port is there too.
-      '-chardev', `socket,id=agent,path=${agentSocket},server=on,wait=off`,
-      '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME}`,
-      '-kernel', options.image.kernel.path, '-initrd', options.image.initrd,
-      '-append', `console=ttyS0 quiet loglevel=3 panic=-1 sdwatchdog=${options.watchdogSeconds ?? 900}`,
-    ];
+    const args = qemuArgs({
+      kernel: options.image.kernel, initrd: options.image.initrd, smp: options.smp, memoryMiB: options.memoryMiB,
+      serial: `file:${join(dir, 'serial.log')}`, spicePort,
+      ports: [
+        {
+          name: WEBDAV_PORT_NAME,
+          chardev: spicePort !== undefined ? `spiceport,name=${WEBDAV_PORT_NAME}` : `socket,path=${webdavSocket},server=on,wait=off`,
+        },
+        // The agent's port comes last: /init waits for it, by then the webdav port is there too.
+        { name: AGENT_PORT_NAME, chardev: `socket,path=${agentSocket},server=on,wait=off` },
+      ],
+      append: `sdwatchdog=${options.watchdogSeconds ?? 900}`,
+    });
     const started = Date.now();
-    const qemu = new ProcessGroup('qemu', 'qemu-system-x86_64', args);
+    const qemu = startQemu(args);
     const vm = new Vm(dir, qemu, spicePort, webdavSocket);
     try {
       await vm.#attachAgent(agentSocket, options.bootTimeoutMs ?? 120_000);
@@ -171,28 +167,6 @@ export class Vm {
     await this.#qemu.stop(2000);
     this.#agentSocket?.destroy();
     await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** A TCP port free on 127.0.0.1 right now (QEMU binds it a moment later; collisions are unlikely on loopback). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => srv.listen(0, '127.0.0.1', resolve).once('error', reject));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
-/** Rejects with `onTimeout()` when `p` has not settled after `ms`. */
-export async function bounded<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), Math.max(0, ms));
-  });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MissingPackagesError } from './requirements.js';
 
 /** The kernel to boot and what it is. */
 export interface BootKernel {
@@ -20,7 +21,7 @@ export function pickKernelVersion(): string {
     .filter((v) => existsSync(`/lib/modules/${v}/modules.dep`))
     .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const v = versions.at(-1);
-  if (!v) throw new Error('no /boot/vmlinuz-* with its /lib/modules: apt-get install linux-image-amd64');
+  if (!v) throw new MissingPackagesError(['a kernel (/boot/vmlinuz-* with its /lib/modules)'], ['linux-image-amd64']);
   return v;
 }
 
