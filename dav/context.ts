@@ -13,6 +13,7 @@ import type { Entry, Storage } from './storage/backend.js';
 import type { LockManager } from './locks.js';
 import type { DeadPropStore } from './props/dead-store.js';
 import type { Transfer } from './transfer.js';
+import type { BufferPool } from './buffer-pool.js';
 
 /** The parts of a DavServer every request shares. */
 export interface DavShared {
@@ -27,6 +28,8 @@ export interface DavShared {
   rootName: string;
   /** Announce a GET/PUT body as it starts. */
   startTransfer(t: Transfer): void;
+  /** Buffers for GET bodies. */
+  buffers: BufferPool;
 }
 
 /** One request being served. */

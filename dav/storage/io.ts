@@ -64,6 +64,12 @@ const asyncIo = {
   fchmod: promisify<[number, number], void>((fd, m, cb) => fs.fchmod(fd, m, (err) => cb(err, undefined))),
 };
 
+/**
+ * Reads of file content for GET always go to the thread pool: they are large, may miss the page cache, and
+ * overlap with the socket writes on the other core.
+ */
+export const bulkRead = asyncIo.read;
+
 const syncIo = {
   realpath: (p: string) => fs.realpathSync.native(p),
   stat: (p: string) => fs.statSync(p),
