@@ -28,6 +28,8 @@ export interface DavShared {
   rootName: string;
   /** Announce a GET/PUT body as it starts. */
   startTransfer(t: Transfer): void;
+  /** True when someone listens to 'transfer' events (small bodies skip building a Transfer otherwise). */
+  watchingTransfers(): boolean;
   /** Buffers for GET bodies. */
   buffers: BufferPool;
 }

@@ -13,6 +13,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { DavError, badRequest, forbidden, fsError } from './errors.js';
+import type { Stats } from 'node:fs';
 import type { Io } from './storage/io.js';
 
 /** How symlinks met under the share root are treated. */
@@ -52,11 +53,21 @@ function badSegment(seg: string): boolean {
   return seg === '.' || seg === '..' || seg.includes('/') || seg.includes('\\') || seg.includes('\0');
 }
 
+/** Origin-form paths that need no decoding: unreserved characters and sub-delims, single slashes. */
+const PLAIN = /^(?:\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/?$|^\/$/;
+/** A `.` or `..` segment. */
+const DOTS = /\/\.\.?(?:\/|$)/;
+
 /**
  * Turn the path part of a request target (or of a Destination URL) into a DAV path. Accepts origin-form
  * (`/a/b?q`) and absolute-form (`http://host/a/b`); the query is ignored. Throws DavError 400 on anything unsafe.
  */
 export function parseUrlPath(target: string): { path: DavPath; trailingSlash: boolean } {
+  // Fast path for the common case (checked once per request): plain characters only, no dot segment.
+  if (PLAIN.test(target) && !DOTS.test(target)) {
+    const trailingSlash = target.length > 1 && target.endsWith('/');
+    return { path: trailingSlash ? target.slice(0, -1) : target, trailingSlash };
+  }
   let raw = target;
   const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(raw);
   if (abs) raw = raw.slice(abs[0].length) || '/';
@@ -123,20 +134,23 @@ export interface Resolved {
   exists: boolean;
   /** When `exists` is false: whether the parent exists and is a directory (else creating is a 409). */
   parentIsDir: boolean;
+  /** The stats of `target` taken while resolving (when it exists), so callers need no second stat. */
+  stats?: Stats;
 }
 
 /**
  * Maps DAV paths to real paths under one root, enforcing the symlink policy. The root is realpath'd once;
- * every resolution compares the realpath of the candidate against it, at use time.
+ * every resolution realpaths the parent directory and lstats the last name, at use time: two calls, for a
+ * path that exists or not, and the lstat doubles as the stat of the resource.
  */
 export class Confinement {
   /** The real, absolute share root (no trailing slash unless it is `/`). */
   readonly root: string;
   readonly policy: SymlinkPolicy;
   readonly #prefix: string;
-  readonly #io: Pick<Io, 'realpath' | 'lstat'>;
+  readonly #io: Pick<Io, 'realpath' | 'lstat' | 'stat'>;
 
-  constructor(root: string, policy: SymlinkPolicy, io: Pick<Io, 'realpath' | 'lstat'>) {
+  constructor(root: string, policy: SymlinkPolicy, io: Pick<Io, 'realpath' | 'lstat' | 'stat'>) {
     this.#io = io;
     try {
       this.root = realpathSync.native(root);
@@ -159,39 +173,57 @@ export class Confinement {
 
   /** Resolve a DAV path, refusing (403) any path the symlink policy forbids. */
   async resolve(path: DavPath): Promise<Resolved> {
-    const lexical = this.lexical(path);
-    let real: string;
-    try {
-      real = await this.#io.realpath(lexical);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return this.#resolveMissing(path, code);
-      throw fsError(err, path);
+    if (path === '/') {
+      try {
+        return { target: this.root, entry: this.root, exists: true, parentIsDir: true, stats: await this.#io.stat(this.root) };
+      } catch (err) {
+        throw new DavError(500, 'DAV_ERR_ROOT', `the share root ${this.root} has disappeared`, { cause: err });
+      }
     }
-    if (real === lexical) return { target: real, entry: real, exists: true, parentIsDir: true };
-    if (this.policy === 'never' || !this.contains(real)) throw this.#linkRefused(path);
-    const parent = path === '/' ? null : await this.resolve(parentOf(path));
-    const entry = parent ? `${parent.target === '/' ? '' : parent.target}/${nameOf(path)}` : real;
-    return { target: real, entry, exists: true, parentIsDir: true };
-  }
-
-  async #resolveMissing(path: DavPath, code: string): Promise<Resolved> {
-    if (path === '/') throw new DavError(500, 'DAV_ERR_ROOT', `the share root ${this.root} has disappeared`);
-    const parent = await this.resolve(parentOf(path));
-    const target = `${parent.target === '/' ? '' : parent.target}/${nameOf(path)}`;
-    if (!parent.exists || code === 'ENOTDIR') return { target, entry: target, exists: false, parentIsDir: false };
+    const dir = await this.#directory(parentOf(path));
+    const target = `${dir.real === '/' ? '' : dir.real}/${nameOf(path)}`;
+    if (!dir.exists) return { target, entry: target, exists: false, parentIsDir: false };
+    let st: Stats;
     try {
-      const st = await this.#io.lstat(target);
-      // realpath failed but the entry exists: a dangling (or looping) symlink. Creating through it could write
-      // wherever it points, so it is refused under every policy.
-      if (st.isSymbolicLink()) throw this.#linkRefused(path);
-      return { target, entry: target, exists: true, parentIsDir: true };
+      st = await this.#io.lstat(target);
     } catch (err) {
       const c = (err as NodeJS.ErrnoException).code;
       if (c === 'ENOENT') return { target, entry: target, exists: false, parentIsDir: true };
       if (c === 'ENOTDIR') return { target, entry: target, exists: false, parentIsDir: false };
       throw fsError(err, path);
     }
+    if (!st.isSymbolicLink()) return { target, entry: target, exists: true, parentIsDir: true, stats: st };
+    if (this.policy === 'never') throw this.#linkRefused(path);
+    let real: string;
+    try {
+      real = await this.#io.realpath(target);
+    } catch {
+      // A dangling (or looping) link: creating through it could write wherever it points.
+      throw this.#linkRefused(path);
+    }
+    if (!this.contains(real)) throw this.#linkRefused(path);
+    try {
+      return { target: real, entry: target, exists: true, parentIsDir: true, stats: await this.#io.stat(real) };
+    } catch (err) {
+      throw fsError(err, path);
+    }
+  }
+
+  /** The real path of a directory on the way, and whether it exists; links as the policy says. */
+  async #directory(path: DavPath): Promise<{ real: string; exists: boolean }> {
+    const lexical = this.lexical(path);
+    try {
+      const real = await this.#io.realpath(lexical);
+      if (real !== lexical && (this.policy === 'never' || !this.contains(real))) throw this.#linkRefused(path);
+      return { real, exists: true };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err instanceof DavError ? err : fsError(err, path);
+    }
+    // Missing: resolve its parent so that a link further up is still refused, and report the path as missing.
+    if (path === '/') throw new DavError(500, 'DAV_ERR_ROOT', `the share root ${this.root} has disappeared`);
+    const up = await this.#directory(parentOf(path));
+    return { real: `${up.real === '/' ? '' : up.real}/${nameOf(path)}`, exists: false };
   }
 
   #linkRefused(path: DavPath): DavError {

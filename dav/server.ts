@@ -121,6 +121,7 @@ export class DavServer extends EventEmitter {
       log,
       rootName: basename(confinement.root),
       startTransfer: (t: Transfer) => this.emit('transfer', t),
+      watchingTransfers: () => this.listenerCount('transfer') > 0,
     }));
     // Surface a store that cannot be opened on the first request rather than as an unhandled rejection.
     this.#shared.catch((err: unknown) => log.error({ err }, 'dead-property store cannot be opened'));

@@ -71,6 +71,10 @@ async function serveFile(ctx: RequestContext, file: ReadHandle, head: boolean): 
       res.end();
       return;
     }
+    if (!ranges && size <= SMALL_FILE && !ctx.dav.watchingTransfers()) {
+      res.end(await file.readAll());
+      return;
+    }
     const transfer = new Transfer(ctx.req.method ?? 'GET', ctx.path, 'out', length);
     ctx.dav.startTransfer(transfer);
     try {

@@ -1,10 +1,10 @@
 /**
  * PUT: streamed to a temporary file in the target directory with backpressure, then renamed over the target
- * (storage.write). Everything that can refuse the request is checked before the body is accepted, so with
+ * (storage.prepareWrite / commit). Everything that can refuse the request is checked before the body is accepted, so with
  * `Expect: 100-continue` a refused upload never sends its body.
  */
-import { DavError, conflict, preconditionFailed } from '../errors.js';
-import { hrefOf, parentOf } from '../paths.js';
+import { DavError, preconditionFailed } from '../errors.js';
+import { hrefOf } from '../paths.js';
 import { send } from '../respond.js';
 import { evaluateConditionals } from '../headers/conditional.js';
 import { checkIfHeader, checkLocks } from '../preconditions.js';
@@ -17,17 +17,12 @@ export const put: MethodHandler = {
   async handle(ctx) {
     // RFC 9110 §14.4: a partial PUT must be refused rather than applied as a whole-file write.
     if (ctx.header('content-range') !== undefined) throw new DavError(400, 'DAV_ERR_PARTIAL_PUT', 'PUT with Content-Range is not supported; send the whole file');
-    const existing = await ctx.entry();
-    if (existing?.collection) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${ctx.path} is a collection; PUT needs a file URL`);
+    const target = await ctx.dav.storage.prepareWrite(ctx.path);
+    const existing = target.existing;
     await checkIfHeader(ctx);
     const v = { etag: existing?.etag ?? null, lastModified: existing ? new Date(existing.mtimeMs) : null };
     if (evaluateConditionals('PUT', ctx.req.headers, v) !== 'proceed') throw preconditionFailed('If-Match / If-None-Match did not hold for the current file');
     checkLocks(ctx, ctx.path, { membership: !existing });
-    if (!existing && !(await ctx.dav.storage.stat(parentOf(ctx.path)))?.collection) {
-      // Checked here as well as in storage.write so that a client waiting on 100-continue is refused before
-      // it sends the body.
-      throw conflict(`the parent collection of ${ctx.path} does not exist; MKCOL it first`);
-    }
     const declared = ctx.req.headers['content-length'];
     const total = declared === undefined ? undefined : Number(declared);
     if (total !== undefined && total > ctx.dav.limits.maxUploadBytes) {
@@ -37,7 +32,7 @@ export const put: MethodHandler = {
     ctx.dav.startTransfer(transfer);
     ctx.acceptBody();
     try {
-      const { created, entry } = await ctx.dav.storage.write(ctx.path, ctx.req, {
+      const { created, entry } = await target.commit(ctx.req, {
         maxBytes: ctx.dav.limits.maxUploadBytes,
         declaredLength: total,
         onBytes: (n) => {

@@ -28,6 +28,17 @@ export interface ReadHandle {
   close(): Promise<void>;
 }
 
+/** A PUT target, resolved and checked; `commit` stores the body. */
+export interface PendingWrite {
+  /** What is there now (null when the PUT creates the file). */
+  existing: Entry | null;
+  /**
+   * Store the body: 413 beyond `maxBytes`. `declaredLength` (the Content-Length, when known) lets small bodies
+   * skip the stream machinery.
+   */
+  commit(body: Readable, options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }>;
+}
+
 /** A failure on one member of a collection during DELETE/COPY/MOVE, reported in a 207. */
 export interface MemberFailure {
   path: DavPath;
@@ -54,12 +65,11 @@ export interface Storage {
   /** Open a file for reading; a collection gives `null` with its entry. 404 when missing. */
   openRead(path: DavPath): Promise<ReadHandle | { entry: Entry; collection: true }>;
   /**
-   * Store a body atomically: written to a temporary file in the target directory, then renamed over the
-   * target. If `body` fails or ends early, the old file (or nothing) stays. 405 on a collection, 409 without
-   * parent, 413 beyond `maxBytes`. `declaredLength` (the Content-Length, when known) lets small bodies skip
-   * the stream machinery.
+   * Get ready to store a body at `path`, resolving it once: 405 on a collection, 409 without a parent
+   * collection — thrown here, before the body is accepted. The write itself is atomic: a temporary file in the
+   * target directory, renamed over the target; if the body fails or ends early, the old file (or nothing) stays.
    */
-  write(path: DavPath, body: Readable, options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }>;
+  prepareWrite(path: DavPath): Promise<PendingWrite>;
   /** Create an empty file if nothing is there (LOCK on an unmapped URL); true when created. 409 without parent. */
   createEmpty(path: DavPath): Promise<boolean>;
   /** Create a collection. 405 if something exists, 409 without parent. */

@@ -15,7 +15,7 @@ import { DavError, conflict, fsError, notFound } from '../errors.js';
 import { childOf, type Confinement, type DavPath } from '../paths.js';
 import type { MetaCache } from '../cache.js';
 import { bulkRead, type Io } from './io.js';
-import type { Entry, MemberFailure, ReadHandle, Space, Storage } from './backend.js';
+import type { Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
 
 /** Names of in-flight PUT temporaries: hidden from listings and never served. */
 export const TEMP_NAME = /^\.spicedav-[0-9a-f]{16}\.part$/;
@@ -76,16 +76,9 @@ export class FsStorage implements Storage {
 
   async stat(path: DavPath): Promise<Entry | null> {
     const r = await this.#conf.resolve(path);
-    if (!r.exists) return null;
-    let st: Stats;
-    try {
-      st = await this.#io.stat(r.target);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw fsError(err, path);
-    }
-    if (!st.isFile() && !st.isDirectory()) throw special(path);
-    return entryOf(path, st);
+    if (!r.exists || !r.stats) return null;
+    if (!r.stats.isFile() && !r.stats.isDirectory()) throw special(path);
+    return entryOf(path, r.stats);
   }
 
   async list(path: DavPath): Promise<Entry[]> {
@@ -183,21 +176,27 @@ export class FsStorage implements Storage {
     };
   }
 
-  async write(path: DavPath, body: Readable, options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }> {
-    const io = this.#io;
+  async prepareWrite(path: DavPath): Promise<PendingWrite> {
     const r = await this.#conf.resolve(path);
-    let oldMode: number | null = null;
-    if (r.exists) {
-      const st = await io.stat(r.target).catch((err: unknown) => {
-        throw fsError(err, path);
-      });
-      if (st.isDirectory()) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${path} is a collection; PUT needs a file name`);
-      if (!st.isFile()) throw special(path);
-      oldMode = st.mode & 0o7777;
-    } else if (!r.parentIsDir) {
-      throw conflict(`the parent collection of ${path} does not exist; MKCOL it first`);
-    }
-    const tmp = `${dirname(r.target)}/.spicedav-${randomBytes(8).toString('hex')}.part`;
+    const st = r.exists ? r.stats : undefined;
+    if (st?.isDirectory()) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${path} is a collection; PUT needs a file name`);
+    if (st && !st.isFile()) throw special(path);
+    if (!r.exists && !r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist; MKCOL it first`);
+    return {
+      existing: st ? entryOf(path, st) : null,
+      commit: (body, options) => this.#commit(path, r.target, st ? st.mode & 0o7777 : null, body, options),
+    };
+  }
+
+  async #commit(
+    path: DavPath,
+    target: string,
+    oldMode: number | null,
+    body: Readable,
+    options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void },
+  ): Promise<{ created: boolean; entry: Entry }> {
+    const io = this.#io;
+    const tmp = `${dirname(target)}/.spicedav-${tempName()}.part`;
     let fd: number | null = null;
     try {
       fd = await io.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, oldMode ?? 0o666);
@@ -208,12 +207,7 @@ export class FsStorage implements Storage {
         options.onBytes?.(n);
       };
       if (options.declaredLength !== undefined && options.declaredLength <= SMALL_BODY) {
-        const chunks: Buffer[] = [];
-        for await (const c of body as AsyncIterable<Buffer>) {
-          count(c.length);
-          chunks.push(c);
-        }
-        const buf = Buffer.concat(chunks, total);
+        const buf = await readSmall(body, count);
         for (let off = 0; off < buf.length; ) off += await io.write(fd, buf, off, buf.length - off, off);
       } else {
         const counter = new Transform({
@@ -229,13 +223,13 @@ export class FsStorage implements Storage {
         await pipeline(body, counter, createWriteStream('', { fd, autoClose: false, highWaterMark: 1024 * 1024 }));
       }
       // The new file keeps the old one's permissions exactly (open's mode is filtered by the umask).
-      if (oldMode !== null) await this.#io.fchmod(fd, oldMode);
+      if (oldMode !== null) await io.fchmod(fd, oldMode);
       const st = await io.fstat(fd);
       const closing = fd;
       fd = null;
       await io.close(closing);
-      await io.rename(tmp, r.target);
-      return { created: !r.exists, entry: entryOf(path, st) };
+      await io.rename(tmp, target);
+      return { created: oldMode === null, entry: entryOf(path, st) };
     } catch (err) {
       if (fd !== null) await io.close(fd).catch(() => {});
       await io.unlink(tmp).catch(() => {});
@@ -353,6 +347,40 @@ export class FsStorage implements Storage {
 function special(path: DavPath): DavError {
   return new DavError(403, 'DAV_ERR_SPECIAL_FILE', `${path} is not a regular file or directory (device, FIFO or socket) and is not served`);
 }
+
+/** Gather a small body whole (its size was declared): one buffer, one write. */
+function readSmall(body: Readable, count: (n: number) => void): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const fail = (err: Error) => {
+      body.off('data', onData);
+      reject(err);
+    };
+    const onData = (c: Buffer) => {
+      try {
+        count(c.length);
+      } catch (err) {
+        fail(err as Error);
+        return;
+      }
+      chunks.push(c);
+      n += c.length;
+    };
+    body.on('data', onData);
+    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, n)));
+    body.once('error', fail);
+    // An IncomingMessage whose connection dies emits 'aborted'/'close' without 'end'.
+    body.once('close', () => {
+      if (!body.readableEnded) fail(new DavError(400, 'DAV_ERR_BODY_CUT', 'the connection closed before the whole body arrived'));
+    });
+  });
+}
+
+/** Temporary names: a random per-process prefix and a counter (O_EXCL catches the impossible collision). */
+const tempPrefix = randomBytes(4).toString('hex');
+let tempCounter = 0;
+const tempName = () => tempPrefix + (tempCounter++ >>> 0).toString(16).padStart(8, '0');
 
 /** Depth-first removal that keeps going past failures, recording the members that stay. */
 async function removeWalk(real: string, path: DavPath, failures: MemberFailure[]): Promise<boolean> {

@@ -72,7 +72,9 @@ for (const inline of [true, false]) {
   test(`Confinement 'never' refuses every path through a symlink (${inline ? 'inline' : 'thread pool'} I/O)`, async (t) => {
     const { root } = await tree(t);
     const c = new Confinement(root, 'never', io);
-    assert.deepEqual(await c.resolve('/dir/f'), { target: join(c.root, 'dir/f'), entry: join(c.root, 'dir/f'), exists: true, parentIsDir: true });
+    const f = await c.resolve('/dir/f');
+    assert.deepEqual([f.target, f.entry, f.exists, f.parentIsDir, f.stats?.size], [join(c.root, 'dir/f'), join(c.root, 'dir/f'), true, true, 2]);
+    assert.equal((await c.resolve('/')).target, c.root);
     assert.equal((await c.resolve('/dir/new')).exists, false);
     assert.equal((await c.resolve('/dir/new')).parentIsDir, true);
     assert.equal((await c.resolve('/nope/new')).parentIsDir, false);
@@ -90,6 +92,7 @@ for (const inline of [true, false]) {
     assert.equal(r.entry, join(c.root, 'dir/f'));
     const l = await c.resolve('/in-file');
     assert.equal(l.target, join(c.root, 'dir/f'));
+    assert.equal(l.stats?.isFile(), true, 'the stats are those of the target');
     assert.equal(l.entry, join(c.root, 'in-file'), 'DELETE/MOVE act on the link itself');
     for (const p of ['/out-dir', '/out-dir/secret', '/out-dir/new', '/out-file', '/dangling']) assert.equal(await status(c.resolve(p)), 403, p);
   });
