@@ -67,11 +67,14 @@ async function startDav(t: test.TestContext) {
   await mkdir(root);
   const server = new DavServer({ root, stateDir: join(base, 'state') });
   const { port } = await server.listen({ port: 0 });
+  // Clients' own clean-up (unmounting) must run while the server still answers, and before the folder goes.
+  const first: (() => Promise<unknown>)[] = [];
   t.after(async () => {
+    for (const f of first) await f();
     await server.close();
     await rm(base, { recursive: true, force: true });
   });
-  return { base, root, url: `http://127.0.0.1:${port}/`, port };
+  return { base, root, url: `http://127.0.0.1:${port}/`, port, beforeClose: (f: () => Promise<unknown>) => first.push(f) };
 }
 
 test('davfs2: copy a tree in, read it back byte-exact, rename, delete', { timeout: 240_000 }, async (t) => {
@@ -82,7 +85,7 @@ test('davfs2: copy a tree in, read it back byte-exact, rename, delete', { timeou
   } catch {
     return t.skip('no /dev/fuse');
   }
-  const { base, root, url } = await startDav(t);
+  const { base, root, url, beforeClose } = await startDav(t);
   const src = join(base, 'src');
   const mnt = join(base, 'mnt');
   await mkdir(mnt);
@@ -97,8 +100,8 @@ test('davfs2: copy a tree in, read it back byte-exact, rename, delete', { timeou
   const mount = () => run('mount', ['-t', 'davfs', '-o', `conf=${conf},username=nobody`, url, mnt], { input: '\n', timeoutMs: 30_000 });
   const umount = () => run('umount', [mnt], { timeoutMs: 60_000 });
   let mounted = false;
-  t.after(async () => {
-    if (mounted) await umount();
+  beforeClose(async () => {
+    if (mounted) await run('umount', ['-l', mnt], { timeoutMs: 60_000 });
   });
   const m = await mount();
   assert.equal(m.code, 0, m.out);
