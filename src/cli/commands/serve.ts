@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { DavServer } from '../../../dav/index.js';
+import { BasicAuth, DavServer, DigestAuth, type Authenticator } from '../../../dav/index.js';
 import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
 import { portOption, readOptionFile, shareDir } from '../options.js';
@@ -15,14 +15,17 @@ interface ServeOptions {
   tlsKey?: string;
   allowUnauthenticated?: boolean;
   stateDir?: string;
+  htpasswd?: string;
+  htdigest?: string;
+  realm: string;
 }
 
 const EXAMPLES = `
 Examples:
   spicedav serve ~/Public                       http://127.0.0.1:8080/ for this machine only
   spicedav serve ~/Public --read-only -p 9000   nothing can be changed through the server
-  spicedav serve /srv/share --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem --allow-unauthenticated
-                                                 on the network: think twice, anyone can write
+  spicedav serve /srv/share --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem --htdigest users.htdigest
+                                                 on the network: HTTPS with Digest users (htdigest -c users.htdigest spicedav me)
 
 Mount it: gio mount dav://127.0.0.1:8080/ · mount -t davfs http://127.0.0.1:8080/ /mnt · cadaver http://127.0.0.1:8080/`;
 
@@ -34,10 +37,18 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
     throw new CliError('CLI_ERR_TLS_PAIR', 'TLS needs both --tls-cert and --tls-key', ExitCode.USAGE);
   }
   const tls = o.tlsCert && o.tlsKey ? { cert: readOptionFile('--tls-cert', o.tlsCert), key: readOptionFile('--tls-key', o.tlsKey) } : undefined;
+  if (o.htpasswd && o.htdigest) throw new CliError('CLI_ERR_AUTH_PAIR', 'give --htpasswd (Basic) or --htdigest (Digest), not both', ExitCode.USAGE);
+  let auth: Authenticator | undefined;
+  if (o.htdigest) auth = await DigestAuth.fromFile(o.htdigest, o.realm);
+  else if (o.htpasswd) auth = await BasicAuth.fromFile(o.htpasswd, o.realm);
+  // Basic sends the password in clear on every request: fine on loopback or inside TLS, not elsewhere.
+  if (o.htpasswd && !tls && !/^(127\.|localhost$|::1$)/.test(o.host)) {
+    log.warn({ host: o.host }, 'Basic authentication without TLS sends passwords in clear text; add --tls-cert/--tls-key or use --htdigest');
+  }
   const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
   let address;
   try {
-    address = await dav.listen({ port: o.port, host: o.host, tls, allowUnauthenticatedRemote: o.allowUnauthenticated });
+    address = await dav.listen({ port: o.port, host: o.host, tls, auth, allowUnauthenticatedRemote: o.allowUnauthenticated });
   } catch (err) {
     await dav.destroy();
     const e = err as NodeJS.ErrnoException;
@@ -75,6 +86,9 @@ export const serveCommand: CommandModule = {
       .addOption(new Option('--follow-symlinks <policy>', 'never: refuse paths through symlinks; inside: follow links that stay in the folder').choices(['never', 'inside']).default('never'))
       .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key)')
       .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+      .option('--htpasswd <file>', 'require Basic authentication with the users of this htpasswd file (bcrypt excepted)')
+      .option('--htdigest <file>', 'require Digest authentication with the users of this htdigest file')
+      .option('--realm <realm>', 'the authentication realm (for --htdigest: the realm of its entries)', 'spicedav')
       .option('--allow-unauthenticated', 'allow listening beyond loopback without authentication')
       .option('--state-dir <dir>', 'where dead properties are kept (default $XDG_STATE_HOME/spicedav)')
       .addHelpText('after', EXAMPLES)

@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { runCli, startCli } from '../../helpers/cli.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -59,4 +60,28 @@ test('serve --read-only refuses writes with 403 and leaves the folder alone', as
   assert.equal((await fetch(`${url}x.txt`, { method: 'PUT', body: 'no' })).status, 403);
   await assert.rejects(readFile(join(dir, 'x.txt')));
   assert.equal(await cli.stop('SIGTERM'), 0);
+});
+
+test('serve --htpasswd requires Basic credentials; a missing auth file exits 3', async (t) => {
+  const dir = await tempDir(t);
+  // "secret" as an apr1 hash, the htpasswd default (htpasswd -nb alice secret).
+  const hash = execFileSync('openssl', ['passwd', '-apr1', '-salt', 'Zb2Gq1x3', 'secret'], { encoding: 'utf8' }).trim();
+  await writeFile(join(dir, 'users'), `alice:${hash}\n`);
+  const share = join(dir, 'share');
+  await mkdir(share);
+  await writeFile(join(share, 'f.txt'), 'private');
+  const cli = startCli(t, ['serve', share, '--port', '0', '--htpasswd', join(dir, 'users')]);
+  const [, url] = await cli.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
+  const anon = await fetch(`${url}f.txt`);
+  assert.equal(anon.status, 401);
+  assert.match(anon.headers.get('www-authenticate') ?? '', /^Basic realm="spicedav"/);
+  const wrong = await fetch(`${url}f.txt`, { headers: { Authorization: `Basic ${Buffer.from('alice:nope').toString('base64')}` } });
+  assert.equal(wrong.status, 401);
+  const ok = await fetch(`${url}f.txt`, { headers: { Authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` } });
+  assert.equal(ok.status, 200);
+  assert.equal(await ok.text(), 'private');
+  assert.equal(await cli.stop(), 0);
+  const missing = await runCli(['serve', share, '--port', '0', '--htpasswd', join(dir, 'nope')]);
+  assert.equal(missing.code, 3);
+  assert.match(missing.stderr, /cannot read the htpasswd file/);
 });
