@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../src/log.js';
 import { DavError } from './errors.js';
-import { parseUrlPath, type Confinement, type DavPath } from './paths.js';
+import { parseUrlPath, type DavPath } from './paths.js';
 import type { XmlElement } from './xml.js';
 import { parseIf, type IfList } from './headers/if.js';
 import type { DavLimits } from './options.js';
@@ -20,7 +20,6 @@ export interface DavShared {
   storage: Storage;
   locks: LockManager;
   props: DeadPropStore;
-  confinement: Confinement;
   limits: DavLimits;
   readOnly: boolean;
   log: Logger;

@@ -10,7 +10,8 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
-import { basename, join, resolve as resolvePath } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../src/log.js';
 import { DavError } from './errors.js';
@@ -66,6 +67,22 @@ const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, child: () 
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
 
+/** The real path of `p`, resolving its deepest existing ancestor (the rest may not exist yet). */
+function realpathNearest(p: string): string {
+  let dir = resolvePath(p);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync.native(dir), ...rest.reverse());
+    } catch {
+      const up = dirname(dir);
+      if (up === dir) return resolvePath(p);
+      rest.push(basename(dir));
+      dir = up;
+    }
+  }
+}
+
 /** The default place for the dead-property journal of a share root. */
 export function defaultStateFile(stateDir: string | undefined, realRoot: string): string {
   const dir = stateDir ?? join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'spicedav');
@@ -107,7 +124,7 @@ export class DavServer extends EventEmitter {
     this.#cache = cache;
     this.#serverName = opts.serverName ?? 'spicedav';
     const stateFile = opts.stateDir === false ? null : defaultStateFile(opts.stateDir, this.root);
-    if (stateFile && confinement.contains(resolvePath(stateFile))) {
+    if (stateFile && confinement.contains(realpathNearest(stateFile))) {
       throw new DavError(500, 'DAV_ERR_STATE_IN_SHARE', `the state directory ${stateFile} is inside the shared folder; choose another stateDir`);
     }
     this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
@@ -115,7 +132,6 @@ export class DavServer extends EventEmitter {
       buffers: new BufferPool(limits.readChunkBytes, 16),
       locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
       props,
-      confinement,
       limits,
       readOnly: opts.readOnly ?? false,
       log,

@@ -48,8 +48,13 @@ export function textOf(el: XmlElement): string {
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const INVALID_XML = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
+// Anything escapeText would change (the common name or value has none of these, and skips both replaces).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const NEEDS_ESCAPE = /[&<>\0-\x08\x0B\x0C\x0E-\x1F\uD800-\uDFFF\uFFFE\uFFFF]/;
+
 /** Escape character data for an XML text node. */
 export function escapeText(s: string): string {
+  if (!NEEDS_ESCAPE.test(s)) return s;
   return s.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;')).replace(INVALID_XML, '\uFFFD');
 }
 

@@ -143,6 +143,7 @@ for (const policy of ['never', 'inside'] as const) {
     const outsideBefore = (await readdir(h.outside)).sort();
     const cases = corpus(h.port);
     assert.ok(cases.length >= 60, `corpus has ${cases.length} requests`);
+    t.diagnostic(`${cases.length} hostile requests`);
     for (const c of cases) {
       const headers = { Host: `127.0.0.1:${h.port}`, Connection: 'close', ...c.headers };
       const body = c.body ?? '';

@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody } from './harness.js';
@@ -137,6 +137,8 @@ test('dead properties survive a restart, exactly, and never appear as files in t
 test('a state directory inside the share is refused', async (t) => {
   const h = await startServer(t);
   assert.throws(() => new DavServer({ root: h.root, stateDir: join(h.root, '.state') }), /inside the shared folder/);
+  await symlink(h.root, join(h.outside, 'link-to-share'));
+  assert.throws(() => new DavServer({ root: h.root, stateDir: join(h.outside, 'link-to-share', 'state') }), /inside the shared folder/, 'also through a link');
 });
 
 test('an idle keep-alive connection outlives Node’s default 5 s keep-alive timeout', { timeout: 20_000 }, async (t) => {
