@@ -43,7 +43,7 @@ export interface MuxSessionOptions {
   onChannelOverflow?: OverflowPolicy;
   /**
    * `'pause'` policy: milliseconds a channel over its bound may go without its reader consuming a byte before it
-   * is destroyed with `MUX_ERR_CHANNEL_STALLED` (default {@link DEFAULT_STALL_TIMEOUT}; 0 = never).
+   * is destroyed with `MUX_ERR_CHANNEL_STALLED` (default by role, {@link DEFAULT_STALL_TIMEOUT}; 0 = never).
    */
   stallTimeout?: number;
   /**
@@ -61,8 +61,13 @@ export interface MuxSessionOptions {
 export const DEFAULT_MAX_CHANNEL_BUFFER = 16 * 1024 * 1024;
 /** Default `maxSessionBuffer`: 64 MiB across all channels. */
 export const DEFAULT_MAX_SESSION_BUFFER = 64 * 1024 * 1024;
-/** Default `stallTimeout`: 15 s, longer than any disk hiccup, short enough for people waiting on other transfers. */
-export const DEFAULT_STALL_TIMEOUT = 15_000;
+/**
+ * Default `stallTimeout` by role. Host: the readers are the WebDAV server's disk writes, slow at times but never
+ * idle for long, and cutting one loses an upload: 15 s outlasts any disk hiccup. Guest: the readers are local
+ * applications (a paused copy dialog, a stopped download), which do stop reading, and every other connection
+ * waits meanwhile: 2 s.
+ */
+export const DEFAULT_STALL_TIMEOUT: Readonly<Record<MuxRole, number>> = Object.freeze({ host: 15_000, guest: 2_000 });
 /** Default `maxChannels`: far above what WebDAV clients open (a handful each), low enough to bound memory. */
 export const DEFAULT_MAX_CHANNELS = 4096;
 /** Default `channelHighWaterMark`: 64 KiB, about one full frame. */
@@ -166,7 +171,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       log: this.#log,
       maxChannelBuffer: limit('maxChannelBuffer', options.maxChannelBuffer, DEFAULT_MAX_CHANNEL_BUFFER),
       overflow,
-      stallTimeout: options.stallTimeout === 0 ? 0 : limit('stallTimeout', options.stallTimeout, DEFAULT_STALL_TIMEOUT),
+      stallTimeout: options.stallTimeout === 0 ? 0 : limit('stallTimeout', options.stallTimeout, DEFAULT_STALL_TIMEOUT[options.role]),
       highWaterMark: limit('channelHighWaterMark', options.channelHighWaterMark, DEFAULT_CHANNEL_HIGH_WATER_MARK),
       isLive: () => this.#state === RUNNING || this.#state === CLOSING,
       adjustBuffered: (delta) => {

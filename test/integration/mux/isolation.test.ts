@@ -175,6 +175,25 @@ test('default policy: a stalled reader past its bound is cut after stallTimeout,
   await guest.destroy();
 });
 
+test('guest role default: a local client that stops reading is cut after about 2 s, not the host-side 15 s', async () => {
+  const { host, guest } = sessionPair({}, { maxChannelBuffer: MiB });
+  const opened = hostChannels(host);
+  const gStalled = guest.open();
+  const stalledError = new Promise<Error>((resolve) => gStalled.once('error', resolve));
+  gStalled.write('1');
+  await until(() => opened.length === 1, 'host channel');
+  const hStalled = opened[0] as MuxChannel;
+  hStalled.resume();
+  source(4 * MiB, 6).stream.pipe(hStalled);
+  await until(() => guest.stats.transportPauses > 0, 'guest paused at the bound');
+  const paused = Date.now();
+  const err = await within(10_000, 'stall', stalledError);
+  const waited = Date.now() - paused;
+  assert.ok(hasCode(err, 'MUX_ERR_CHANNEL_STALLED'), String(err));
+  assert.ok(waited >= 1900 && waited < 6000, `cut after ${waited} ms`);
+  await guest.destroy();
+});
+
 test('default policy: a reader slower than the link (an upload outrunning its disk) loses nothing, however long it lags', async () => {
   const maxChannelBuffer = MiB;
   const stallTimeout = 200;
