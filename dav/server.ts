@@ -120,13 +120,14 @@ export class DavServer extends EventEmitter {
     const io = createIo({ enabled: opts.inlineIo ?? isLocalFileSystem(opts.root), maxMs: limits.inlineIoMaxMs, cooldownMs: 60_000, log });
     const confinement = new Confinement(opts.root, opts.followSymlinks ?? 'never', io);
     this.root = confinement.root;
-    const cache = opts.cache === false ? null : new MetaCache({ maxDirs: limits.maxWatchedDirs, log });
-    this.#cache = cache;
     this.#serverName = opts.serverName ?? 'spicedav';
     const stateFile = opts.stateDir === false ? null : defaultStateFile(opts.stateDir, this.root);
     if (stateFile && confinement.contains(realpathNearest(stateFile))) {
       throw new DavError(500, 'DAV_ERR_STATE_IN_SHARE', `the state directory ${stateFile} is inside the shared folder; choose another stateDir`);
     }
+    // Made after every check that can throw: it holds a watcher and a sentinel directory until close().
+    const cache = opts.cache === false ? null : new MetaCache({ maxDirs: limits.maxWatchedDirs, log });
+    this.#cache = cache;
     this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
       storage: new FsStorage(confinement, { io, cache }),
       buffers: new BufferPool(limits.readChunkBytes, 16),
@@ -145,6 +146,8 @@ export class DavServer extends EventEmitter {
       {
         requestTimeout: 0,
         headersTimeout: limits.headersTimeout,
+        // Node checks the header deadline on a timer (30 s by default): check often enough to honour it.
+        connectionsCheckingInterval: Math.max(250, Math.min(30_000, limits.headersTimeout / 4)),
         keepAliveTimeout: limits.keepAliveTimeout,
         noDelay: true,
       },
@@ -158,8 +161,12 @@ export class DavServer extends EventEmitter {
     this.#http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.#onRequest(req, res));
     this.#http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       log.debug({ err: err.message, code: err.code }, 'bad HTTP from a client');
-      if (socket.writable && !(err.code === 'ECONNRESET')) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
   }
 

@@ -162,6 +162,26 @@ test('an idle keep-alive connection outlives Node’s default 5 s keep-alive tim
   assert.equal(sockets.size, 1, 'the same connection was reused');
 });
 
+test('a client that stalls in its headers gets 408; an idle connection between requests does not', { timeout: 20_000 }, async (t) => {
+  const h = await startServer(t, { headersTimeout: 1000 });
+  const idle = connect(t, h.port);
+  idle.sock.write('OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await idle.until(/HTTP\/1\.1 200/);
+  const slow = connect(t, h.port);
+  slow.sock.write('PROPFIND / HTTP/1.1\r\nHost: x\r\n');
+  await slow.until(/HTTP\/1\.1 408/, 5000);
+  await new Promise((r) => setTimeout(r, 1500));
+  idle.sock.write('OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await idle.until(/HTTP\/1\.1 200[\s\S]*HTTP\/1\.1 200/);
+});
+
+test('request headers beyond the size limit get 431', async (t) => {
+  const h = await startServer(t);
+  const c = connect(t, h.port);
+  c.sock.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  await c.until(/HTTP\/1\.1 431/);
+});
+
 test('close() lets a request in flight finish, then stops', async (t) => {
   const h = await startServer(t);
   await writeFile(join(h.root, 'big'), Buffer.alloc(8 * 1024 * 1024, 1));
