@@ -38,6 +38,8 @@ export interface CachedListing {
 
 interface DirState {
   watcher: FSWatcher;
+  /** Identity of the watched directory (device, inode, birth time): a watch follows its inode, not its path. */
+  id: string | undefined;
   epoch: number;
   listing: CachedListing | null;
 }
@@ -85,10 +87,19 @@ export class MetaCache {
     return { listing: st.listing, epoch: st.epoch };
   }
 
-  /** The current epoch of a directory (bumped by every event in it); -1 when it is not watched. */
-  epoch(dir: string): number {
+  /**
+   * The current epoch of a directory (bumped by every event in it); -1 when it is not watched. `id` is the
+   * identity of what is at `dir` now: when the watched directory was moved away or replaced (its inode's watch
+   * went with it), the state is dropped and -1 returned.
+   */
+  epoch(dir: string, id?: string): number {
     const st = this.#dirs.get(dir);
-    return st ? st.epoch : -1;
+    if (!st) return -1;
+    if (id !== undefined && st.id !== undefined && st.id !== id) {
+      this.#drop(dir);
+      return -1;
+    }
+    return st.epoch;
   }
 
   /** Store a listing read while the epoch was `epoch`; ignored if anything happened in the directory since. */
@@ -98,7 +109,7 @@ export class MetaCache {
   }
 
   /** Start watching a directory (after it was listed), so its next listing can be cached. */
-  watch(dir: string): void {
+  watch(dir: string, id?: string): void {
     if (this.#closed || this.#dirs.has(dir)) return;
     let watcher: FSWatcher;
     try {
@@ -107,7 +118,7 @@ export class MetaCache {
       this.#opts.log.debug({ dir, err: (err as Error).message }, 'cannot watch a directory; its listings are not cached');
       return;
     }
-    const st: DirState = { watcher, epoch: 0, listing: null };
+    const st: DirState = { watcher, id, epoch: 0, listing: null };
     watcher.on('change', (event: string, name: string | Buffer | null) => this.#event(st, event, name === null ? '' : String(name)));
     watcher.on('error', (err: unknown) => {
       this.#opts.log.debug({ dir, err: (err as Error).message }, 'cache watcher failed; dropping the directory');

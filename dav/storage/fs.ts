@@ -85,7 +85,8 @@ export class FsStorage implements Storage {
     const r = await this.#conf.resolve(path);
     if (!r.exists) throw notFound(path);
     const dir = r.target;
-    const epoch = this.#cache?.epoch(dir) ?? -1;
+    const id = r.stats ? `${r.stats.dev}:${r.stats.ino}:${r.stats.birthtimeMs}` : undefined;
+    const epoch = this.#cache?.epoch(dir, id) ?? -1;
     const cached = await this.#cache?.listing(dir);
     let names: string[];
     if (cached?.listing.complete) names = [...cached.listing.members.keys()];
@@ -111,7 +112,7 @@ export class FsStorage implements Storage {
       await Promise.all(names.slice(i, i + LIST_BATCH).map(look));
     }
     if (this.#cache) {
-      if (epoch < 0) this.#cache.watch(dir);
+      if (epoch < 0) this.#cache.watch(dir, id);
       else this.#cache.store(dir, epoch, { members: new Map(members), complete: true });
     }
     const out: Entry[] = [];

@@ -52,6 +52,21 @@ for (const inlineIo of [true, false]) {
   });
 }
 
+test('a listed directory moved away and replaced by another is not answered from its old listing', async (t) => {
+  const h = await startServer(t);
+  await mkdir(join(h.root, 'a'));
+  await writeFile(join(h.root, 'a', 'x'), '12345');
+  const list = async () => sizes((await h.req('PROPFIND', '/a/', { headers: { depth: '1' }, body: propfindBody('getcontentlength') })).body);
+  for (let i = 0; i < 3; i++) assert.equal((await list())['/a/x'], '5');
+  await rename(join(h.root, 'a'), join(h.root, 'b'));
+  await mkdir(join(h.root, 'a'));
+  await writeFile(join(h.root, 'a', 'x'), '1');
+  assert.equal((await list())['/a/x'], '1');
+  await rm(join(h.root, 'a'), { recursive: true });
+  await rename(join(h.root, 'b'), join(h.root, 'a'));
+  assert.equal((await list())['/a/x'], '5');
+});
+
 test('without the cache (cache: false) listings are read from disk every time', async (t) => {
   const h = await startServer(t, { cache: false });
   await writeFile(join(h.root, 'a'), '1');
