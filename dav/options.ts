@@ -61,7 +61,10 @@ export interface DavServerOptions extends Partial<DavLimits> {
    * Default: `$XDG_STATE_HOME/spicedav` (else `~/.local/state/spicedav`), one file per share root.
    */
   stateDir?: string | false;
-  /** Keep an inotify-fed cache of directory listings (default true; see dav/cache.ts for why it is never stale). */
+  /**
+   * Keep an inotify-fed cache of directory listings (see dav/cache.ts for why it is never stale). Default: on
+   * for local file systems; off for network ones, where changes made by other machines raise no inotify event.
+   */
   cache?: boolean;
   /**
    * Make metadata calls and small reads/writes synchronously instead of through the thread pool (see

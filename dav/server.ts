@@ -117,7 +117,8 @@ export class DavServer extends EventEmitter {
     const limits: DavLimits = { ...DEFAULT_LIMITS };
     for (const k of Object.keys(DEFAULT_LIMITS) as (keyof DavLimits)[]) if (opts[k] !== undefined) limits[k] = opts[k] as number;
     this.limits = limits;
-    const io = createIo({ enabled: opts.inlineIo ?? isLocalFileSystem(opts.root), maxMs: limits.inlineIoMaxMs, cooldownMs: 60_000, log });
+    const local = isLocalFileSystem(opts.root);
+    const io = createIo({ enabled: opts.inlineIo ?? local, maxMs: limits.inlineIoMaxMs, cooldownMs: 60_000, log });
     const confinement = new Confinement(opts.root, opts.followSymlinks ?? 'never', io);
     this.root = confinement.root;
     this.#serverName = opts.serverName ?? 'spicedav';
@@ -126,7 +127,8 @@ export class DavServer extends EventEmitter {
       throw new DavError(500, 'DAV_ERR_STATE_IN_SHARE', `the state directory ${stateFile} is inside the shared folder; choose another stateDir`);
     }
     // Made after every check that can throw: it holds a watcher and a sentinel directory until close().
-    const cache = opts.cache === false ? null : new MetaCache({ maxDirs: limits.maxWatchedDirs, log });
+    // inotify sees only changes made through this kernel: on a network file system the cache would go stale.
+    const cache = (opts.cache ?? local) ? new MetaCache({ maxDirs: limits.maxWatchedDirs, log }) : null;
     this.#cache = cache;
     this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
       storage: new FsStorage(confinement, { io, cache }),
