@@ -8,15 +8,10 @@ import type { CommandModule } from '../program.js';
 import { portOption, spicePassword } from '../options.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { localViewer } from '../viewer-check.js';
+import { addSpiceTargetOptions, tlsOptions, type SpiceTargetOptions } from '../spice-target.js';
 
-interface DoctorOptions {
+interface DoctorOptions extends SpiceTargetOptions {
   guest?: boolean;
-  spice?: string;
-  qemuSocket?: string;
-  passwordFile?: string;
-  caFile?: string;
-  hostSubject?: string;
-  takeOver?: boolean;
   device: string;
   port: number;
 }
@@ -37,8 +32,7 @@ Exit status 0 when nothing failed, ${ExitCode.DOCTOR_PROBLEMS} when a check fail
 async function doctor(o: DoctorOptions, _command: Command): Promise<void> {
   let results: CheckResult[];
   if (o.spice || o.qemuSocket) {
-    const tls = o.caFile || o.hostSubject ? { caFile: o.caFile, hostSubject: o.hostSubject } : undefined;
-    results = await hostChecks({ spice: o.spice, qemuSocket: o.qemuSocket, password: spicePassword(o.passwordFile), tls, takeOver: o.takeOver, viewerCheck: localViewer });
+    results = await hostChecks({ spice: o.spice, qemuSocket: o.qemuSocket, password: spicePassword(o.passwordFile), tls: tlsOptions(o), takeOver: o.takeOver, viewerCheck: localViewer });
   } else if (o.guest || existsSync('/sys/class/virtio-ports') || process.platform === 'win32') {
     results = await guestChecks({ device: o.device, port: o.port });
     if (process.platform === 'win32') process.stdout.write(`${WINDOWS_NOTES}\n`);
@@ -51,7 +45,7 @@ async function doctor(o: DoctorOptions, _command: Command): Promise<void> {
 
 export const doctorCommand: CommandModule = {
   register(program) {
-    program
+    const command = program
       .command('doctor')
       .summary('find out why sharing does not work, and how to fix it')
       .description(
@@ -60,13 +54,8 @@ export const doctorCommand: CommandModule = {
           'port device, who holds it, the loopback listener, and whether the share answers. Never disconnects a viewer ' +
           'unless --take-over.',
       )
-      .option('--guest', 'run the guest-side checks (the default inside a VM)')
-      .option('--spice <uri>', 'host side: the VM\'s SPICE server')
-      .option('--qemu-socket <path>', 'host side: the QEMU chardev socket')
-      .option('--password-file <file>', 'SPICE password file (or SPICE_PASSWORD)')
-      .option('--ca-file <file>', 'CA certificate(s) for spice+tls://')
-      .option('--host-subject <subject>', 'expected TLS certificate subject')
-      .option('--take-over', 'check the VM even if a viewer is connected (it gets disconnected)')
+      .option('--guest', 'run the guest-side checks (the default inside a VM)');
+    addSpiceTargetOptions(command, 'check the VM even if a viewer is connected (it gets disconnected)')
       .option('--device <path>', 'guest side: the webdav port device', DEFAULT_PORT_PATH)
       .option('-p, --port <port>', 'guest side: the proxy\'s TCP port', portOption(), DEFAULT_GUEST_PORT)
       .addHelpText('after', EXAMPLES)

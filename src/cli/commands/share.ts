@@ -10,14 +10,9 @@ import { CliError, ExitCode } from '../exit-codes.js';
 import { localViewer } from '../viewer-check.js';
 import { formatDuration } from '../format.js';
 import type { Logger } from '../../log.js';
+import { addSpiceTargetOptions, tlsOptions, type SpiceTargetOptions } from '../spice-target.js';
 
-interface ShareCliOptions {
-  spice?: string;
-  qemuSocket?: string;
-  passwordFile?: string;
-  caFile?: string;
-  hostSubject?: string;
-  takeOver?: boolean;
+interface ShareCliOptions extends SpiceTargetOptions {
   readOnly?: boolean;
   followSymlinks: 'never' | 'inside';
   stateDir?: string;
@@ -56,7 +51,7 @@ function transportFor(o: ShareCliOptions, log: Logger): { transport: Transport; 
   const transport = new SpiceTransport({
     ...address,
     password: spicePassword(o.passwordFile),
-    tls: o.caFile || o.hostSubject ? { caFile: o.caFile, hostSubject: o.hostSubject } : undefined,
+    tls: tlsOptions(o),
     viewerCheck: o.takeOver ? undefined : localViewer,
     log: log.child({ component: 'spice' }),
   });
@@ -110,20 +105,15 @@ async function share(dir: string, o: ShareCliOptions, command: Command): Promise
 
 export const shareCommand: CommandModule = {
   register(program) {
-    program
+    const command = program
       .command('share')
       .summary('on the host: share a folder with a VM over SPICE or a QEMU socket')
       .description(
         'Share DIR with a VM: connect to its SPICE server as a client (or to a QEMU chardev socket), open the ' +
           'org.spice-space.webdav.0 port and serve DIR there with the WebDAV server. Reconnects when the VM reboots.',
       )
-      .argument('<dir>', 'the folder to share')
-      .option('--spice <uri>', 'the VM\'s SPICE server: spice://HOST:PORT, spice+tls://HOST:TLS_PORT, spice://HOST?port=P&tls-port=T')
-      .option('--qemu-socket <path>', 'QEMU -chardev socket,server=on path of the webdav virtserialport')
-      .option('--password-file <file>', 'read the SPICE password from this file (or set SPICE_PASSWORD); never on the command line')
-      .option('--ca-file <file>', 'CA certificate(s) for TLS (QEMU x509-dir/ca-cert.pem)')
-      .option('--host-subject <subject>', 'accept the server certificate with this subject instead of a host name match')
-      .option('--take-over', 'link even when a viewer is connected (SPICE will disconnect it)')
+      .argument('<dir>', 'the folder to share');
+    addSpiceTargetOptions(command, 'link even when a viewer is connected (SPICE will disconnect it)')
       .option('-r, --read-only', 'the guest can read but change nothing')
       .addOption(new Option('--follow-symlinks <policy>', 'never: refuse paths through symlinks; inside: follow links that stay in the folder').choices(['never', 'inside']).default('never'))
       .option('--state-dir <dir>', 'where dead properties are kept (default $XDG_STATE_HOME/spicedav)')
