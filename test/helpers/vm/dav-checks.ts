@@ -12,6 +12,9 @@ import type { Vm } from './vm.js';
 // from curl in the guest, their effect verified on the host's shared folder, and large random files compared
 // by sha256 on both sides.
 
+/** sha256 of zero bytes: what phodav leaves behind for a PUT it answered before reading the body. */
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
 /** What to do with `PUT` + `Expect: 100-continue`: phodav (the reference host) answers before the body. */
 export type Expect100 = 'assert' | 'known-broken';
 
@@ -143,13 +146,26 @@ export async function runDavChecks(t: TestContext, vm: Vm, hostDir: string, opti
     assert.equal(await readFile(join(hostDir, 'put-plain.txt'), 'utf8'), await guestText(vm, '/etc/passwd'));
   });
 
-  const expectTodo = options.expect100 === 'known-broken' ? 'phodav answers 201 before reading an Expect: 100-continue body' : false;
-  await t.test('PUT with Expect: 100-continue writes the host file', { todo: expectTodo }, async () => {
-    const sha = await guestRandomFile(vm, '/tmp/expect.bin', 1 << 20);
-    const r = await guestCurl(vm, `-H 'Expect: 100-continue' -T /tmp/expect.bin ${GUEST_URL}/put-expect.bin`);
-    assertStatus(r, 201, 204);
-    assert.equal(await sha256File(join(hostDir, 'put-expect.bin')), sha);
-  });
+  if (options.expect100 === 'known-broken') {
+    // phodav (the reference host) answers 201 at once and never reads the body, so the file stays empty: its
+    // bug, reported here and not counted against the guest side. Anything else (a truncated or garbled body,
+    // another status) still fails, and a fixed phodav passes the strict check below.
+    await t.test('PUT with Expect: 100-continue: the body arrives, or phodav\'s known empty-file bug', async (tt) => {
+      const sha = await guestRandomFile(vm, '/tmp/expect.bin', 1 << 20);
+      const r = await guestCurl(vm, `-H 'Expect: 100-continue' -T /tmp/expect.bin ${GUEST_URL}/put-expect.bin`);
+      assertStatus(r, 201, 204);
+      const got = await sha256File(join(hostDir, 'put-expect.bin'));
+      if (got === EMPTY_SHA256) tt.diagnostic('phodav lost the Expect: 100-continue body (known reference bug): the host file is empty');
+      else assert.equal(got, sha);
+    });
+  } else {
+    await t.test('PUT with Expect: 100-continue writes the host file', async () => {
+      const sha = await guestRandomFile(vm, '/tmp/expect.bin', 1 << 20);
+      const r = await guestCurl(vm, `-H 'Expect: 100-continue' -T /tmp/expect.bin ${GUEST_URL}/put-expect.bin`);
+      assertStatus(r, 201, 204);
+      assert.equal(await sha256File(join(hostDir, 'put-expect.bin')), sha);
+    });
+  }
 
   await t.test('MKCOL creates a host folder', async () => {
     const r = await guestCurl(vm, `-X MKCOL ${GUEST_URL}/made`);
