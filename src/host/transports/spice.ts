@@ -31,6 +31,9 @@ export interface SpiceTransportOptions extends SpiceEndpoint {
   viewerCheck?: (host: string, port: number | undefined) => Promise<string | undefined>;
 }
 
+/** How long after losing the server the takeover probe waits, so a QEMU being killed is not taken for a viewer. */
+const PROBE_SETTLE_MS = 300;
+
 // Errors that another attempt cannot fix: the user must change the command or the VM.
 const FATAL = new Set([
   'SPICE_ERR_WRONG_PASSWORD',
@@ -207,11 +210,16 @@ export class SpiceTransport extends EventEmitter implements Transport {
   async #afterLoss(err: Error): Promise<void> {
     // A server that still accepts connections but dropped us (during or after the link) did it on purpose:
     // almost always because another client (a viewer) linked, which disconnects the current one. Re-linking at
-    // once would kick it out in turn, so wait the longest delay instead. A stopped QEMU refuses the probe.
-    if (hasCode(err, 'SPICE_ERR_CONNECTION_LOST') && (await this.#serverUp())) {
-      const error = new HostError('HOST_ERR_VIEWER_CONNECTED', `the SPICE server at ${this.#where} dropped spicedav, most likely for another client. ${ONE_CLIENT_HOWTO}`, { cause: err });
-      await this.#retry(error, this.#backoff.maxDelayMs);
-      return;
+    // once would kick it out in turn, so wait the longest delay instead. A stopped QEMU refuses the probe — but
+    // not at once: our connection drops while the dying process still holds its listening socket, so the probe
+    // waits a moment first (a viewer's server keeps accepting; a dead one is gone by then).
+    if (hasCode(err, 'SPICE_ERR_CONNECTION_LOST')) {
+      await this.#sleep(PROBE_SETTLE_MS);
+      if (await this.#serverUp()) {
+        const error = new HostError('HOST_ERR_VIEWER_CONNECTED', `the SPICE server at ${this.#where} dropped spicedav, most likely for another client. ${ONE_CLIENT_HOWTO}`, { cause: err });
+        await this.#retry(error, this.#backoff.maxDelayMs);
+        return;
+      }
     }
     await this.#retry(err, this.#backoff.next());
   }
