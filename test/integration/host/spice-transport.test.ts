@@ -11,25 +11,9 @@ import { tempDir } from '../../helpers/tmp.js';
 import { encodeFrame, MuxSession } from '../../../mux/index.js';
 import { DavServer } from '../../../dav/index.js';
 import { connectSpice, spiceConstants as C } from '../../../src/spice/index.js';
-import { Share, SpiceTransport, type Transport, type TransportState } from '../../../src/host/index.js';
+import { Share, SpiceTransport } from '../../../src/host/index.js';
 import { hasCode } from '../../../src/errors.js';
-
-function waitState(tr: Transport, match: (s: TransportState) => boolean, what: string, ms = 5000): Promise<TransportState> {
-  if (match(tr.state)) return Promise.resolve(tr.state);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      tr.off('state', on);
-      reject(new Error(`timed out waiting for ${what}; last state ${JSON.stringify({ ...tr.state, error: tr.state.error?.message })}`));
-    }, ms);
-    const on = (s: TransportState) => {
-      if (!match(s)) return;
-      clearTimeout(timer);
-      tr.off('state', on);
-      resolve(s);
-    };
-    tr.on('state', on);
-  });
-}
+import { waitState } from '../../helpers/transport.js';
 
 function bounded<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
   let timer: NodeJS.Timeout;
