@@ -132,6 +132,9 @@ async function demoVm(o: DemoOptions, command: Command): Promise<void> {
   stdin.resume();
   vm.console.on('data', (d: Buffer) => process.stdout.write(d));
   vm.console.on('error', () => {});
+  // A guest that powered off ends the SPICE session on purpose: close the share at once, before its transport
+  // takes the lost link for a failure and warns about it.
+  void vm.qemu.exited.then(() => share.close());
   const guestGone = vm.qemu.exited.then((s) =>
     s.code === 0 || s.code === null ? undefined : new CliError('CLI_ERR_VM_EXIT', `QEMU exited with ${s.code}: ${vm.qemu.output().trim()}`, ExitCode.FAILURE),
   );

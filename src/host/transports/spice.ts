@@ -215,6 +215,8 @@ export class SpiceTransport extends EventEmitter implements Transport {
     // waits a moment first (a viewer's server keeps accepting; a dead one is gone by then).
     if (hasCode(err, 'SPICE_ERR_CONNECTION_LOST')) {
       await this.#sleep(PROBE_SETTLE_MS);
+      // close() during the wait (the VM was shut down on purpose): nothing to retry or to warn about.
+      if (this.#abort.signal.aborted) return;
       if (await this.#serverUp()) {
         const error = new HostError('HOST_ERR_VIEWER_CONNECTED', `the SPICE server at ${this.#where} dropped spicedav, most likely for another client. ${ONE_CLIENT_HOWTO}`, { cause: err });
         await this.#retry(error, this.#backoff.maxDelayMs);
