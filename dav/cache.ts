@@ -53,6 +53,21 @@ export interface MetaCacheOptions {
   log: Logger;
 }
 
+/** Sentinel directories of caches not closed yet, removed when the process exits without closing them. */
+const liveSentinels = new Set<string>();
+
+function trackSentinel(dir: string): void {
+  // One exit handler for all caches (a per-cache listener would pile up in processes that make many servers).
+  if (liveSentinels.size === 0 && !exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const d of liveSentinels) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  liveSentinels.add(dir);
+}
+let exitHookInstalled = false;
+
 /** The listing cache of one share (see the file comment for the freshness argument). */
 export class MetaCache {
   readonly #dirs = new Map<string, DirState>(); // insertion order = LRU order
@@ -69,6 +84,7 @@ export class MetaCache {
   constructor(options: MetaCacheOptions) {
     this.#opts = { barrierTimeoutMs: 200, ...options };
     this.#sentinelDir = mkdtempSync(join(tmpdir(), 'spicedav-sentinel-'));
+    trackSentinel(this.#sentinelDir);
     for (const n of ['a', 'b']) writeFileSync(join(this.#sentinelDir, n), '');
     this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, () => {
       this.#seen++;
@@ -177,6 +193,7 @@ export class MetaCache {
     for (const st of this.#dirs.values()) st.watcher.close();
     this.#dirs.clear();
     rmSync(this.#sentinelDir, { recursive: true, force: true });
+    liveSentinels.delete(this.#sentinelDir);
   }
 
   #event(st: DirState, event: string, name: string): void {
