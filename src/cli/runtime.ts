@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../log.js';
 import { StatusDisplay, type StatusSnapshot } from './status.js';
+import { TransferTracker } from './transfers.js';
+import type { DavServer } from '../../dav/index.js';
 
 /** Flags every command accepts (declared once on the root program, inherited by sub-commands). */
 export interface GlobalOptions {
@@ -52,4 +54,15 @@ export function globalsOf(command: Command): GlobalOptions {
 /** The live status for a long-running command, on stdout; plain lines with --no-status or without a TTY. */
 export function statusDisplay(options: GlobalOptions, snapshot: () => StatusSnapshot): StatusDisplay {
   return new StatusDisplay({ stream: process.stdout, snapshot, plain: options.status === false });
+}
+
+/**
+ * The status display of a command that serves a DavServer: its transfers become progress bars while in flight
+ * and event lines when they end. `snapshot` gets the tracker for the transfers and their byte totals.
+ */
+export function davStatusDisplay(options: GlobalOptions, dav: DavServer, snapshot: (tracker: TransferTracker) => StatusSnapshot): StatusDisplay {
+  let display: StatusDisplay | undefined;
+  const tracker = new TransferTracker(dav, (line) => display?.event(line));
+  display = statusDisplay(options, () => snapshot(tracker));
+  return display;
 }

@@ -7,9 +7,8 @@ import { bootDemoVm, checkDemoRequirements, demoCacheDir, ensureDemoImage, type 
 import { MissingPackagesError } from '../../vm/requirements.js';
 import { GuestProxy } from '../../guest/index.js';
 import type { CommandModule } from '../program.js';
-import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
+import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
 import { portOption, shareDir } from '../options.js';
-import { TransferTracker } from '../transfers.js';
 import { packageInfo } from '../package-root.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 
@@ -45,7 +44,7 @@ async function demo(o: DemoOptions, command: Command): Promise<void> {
   }
   share.start();
   const url = `http://127.0.0.1:${proxy.addresses[0]?.port ?? o.port}/`;
-  const display = statusDisplay(globals, () => {
+  const display = davStatusDisplay(globals, dav, (tracker) => {
     const s = share.stats;
     return {
       title: `demo: ${root} → dav → mux (host) → memory "virtio port" → mux (guest) → ${url}`,
@@ -56,7 +55,6 @@ async function demo(o: DemoOptions, command: Command): Promise<void> {
       transfers: tracker.views(),
     };
   });
-  const tracker = new TransferTracker(dav, (line) => display.event(line));
   display.event(`spicedav demo: sharing ${root}${o.readOnly ? ' read-only' : ''} through the whole chain in one process.`);
   display.event(`Open or mount ${url}`);
   display.event(`  curl ${url}welcome.txt · gio mount dav://127.0.0.1:${o.port}/ · cadaver ${url}`);

@@ -1,9 +1,8 @@
 import { Option, type Command } from 'commander';
 import { BasicAuth, DavServer, DigestAuth, type Authenticator } from '../../../dav/index.js';
 import type { CommandModule } from '../program.js';
-import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
+import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
 import { portOption, readOptionFile, shareDir } from '../options.js';
-import { TransferTracker } from '../transfers.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 
 interface ServeOptions {
@@ -60,11 +59,10 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
   }
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}/`;
-  const display = statusDisplay(globals, () => {
+  const display = davStatusDisplay(globals, dav, (tracker) => {
     const { bytesIn, bytesOut } = tracker.totals();
     return { title: `serving ${root}${o.readOnly ? ' (read-only)' : ''} at ${url}`, state: 'listening', bytesIn, bytesOut, transfers: tracker.views() };
   });
-  const tracker = new TransferTracker(dav, (line) => display.event(line));
   display.event(`serving ${root}${o.readOnly ? ' read-only' : ''} at ${url}  (Ctrl-C stops)`);
   display.start();
   await runUntilSignal(async () => {

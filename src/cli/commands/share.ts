@@ -3,9 +3,8 @@ import { DavServer } from '../../../dav/index.js';
 import { QemuSocketTransport, Share, SpiceTransport, type Transport, type TransportState } from '../../host/index.js';
 import { parseSpiceUri } from '../../spice/index.js';
 import type { CommandModule } from '../program.js';
-import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
+import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
 import { shareDir, spicePassword } from '../options.js';
-import { TransferTracker } from '../transfers.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { localViewer } from '../viewer-check.js';
 import { formatDuration } from '../format.js';
@@ -66,7 +65,7 @@ async function share(dir: string, o: ShareCliOptions, command: Command): Promise
   const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
   const share = new Share({ dav, transport, log: log.child({ component: 'share' }) });
   let state: TransportState = { state: 'connecting' };
-  const display = statusDisplay(globals, () => {
+  const display = davStatusDisplay(globals, dav, (tracker) => {
     const s = share.stats;
     return {
       title: `sharing ${root}${o.readOnly ? ' (read-only)' : ''} with ${target}`,
@@ -77,7 +76,6 @@ async function share(dir: string, o: ShareCliOptions, command: Command): Promise
       transfers: tracker.views(),
     };
   });
-  const tracker = new TransferTracker(dav, (line) => display.event(line));
   const fatal = new Promise<Error | undefined>((resolve) => {
     share.on('state', (next: TransportState) => {
       const changed = next.state !== state.state || next.detail !== state.detail;

@@ -39,7 +39,7 @@ test('a free port device and a working share on both loopbacks', async (t) => {
   const fifo = join(dir, 'port');
   execFileSync('mkfifo', [fifo]);
   const port = await listenBoth(t, () =>
-    createHttpServer((req, res) => {
+    createHttpServer((_req, res) => {
       res.setHeader('DAV', '1, 2');
       res.end();
     }),
