@@ -1,4 +1,6 @@
 import { Duplex } from 'node:stream';
+import { MuxError } from './errors.js';
+import { FRAME_HEADER_SIZE, MAX_FRAME_PAYLOAD } from './frame.js';
 
 /** A Node stream write/final callback. */
 export type StreamCallback = (err?: Error | null) => void;
@@ -10,6 +12,8 @@ export type StreamCallback = (err?: Error | null) => void;
 export interface ChannelLink {
   /** Queue `chunks` as frames; call `cb` once they have been handed to the transport (or dropped). */
   write(chunks: Buffer[], cb: StreamCallback): void;
+  /** Queue `payload` as one frame whose header goes in the bytes before it; `done` once written (or dropped). */
+  writeInPlace(payload: Buffer, done: StreamCallback): void;
   /** The writable side ended: queue the size-0 frame; call `cb` once it has been handed over. */
   final(cb: StreamCallback): void;
   /** The channel is being destroyed (by its user, by an overflow or by the session). */
@@ -60,6 +64,33 @@ export class MuxChannel extends Duplex {
       chunks.map((c) => c.chunk),
       cb,
     );
+  }
+
+  /**
+   * Sends `payload` as one frame without copying it: the 10-byte header is written into the
+   * {@link FRAME_HEADER_SIZE} bytes just before `payload` in its ArrayBuffer, so header and payload leave in one
+   * transport write. For a reader that owns its buffers (reading a socket into memory it allocated with that
+   * headroom): the memory, headroom included, belongs to the channel until `done` is called, once the frame has
+   * been written to the transport or dropped (with an error), after which the caller may reuse it.
+   *
+   * Bypasses the writable side's buffering and backpressure: the caller bounds how many frames it has in
+   * flight, and must not mix this with write() on the same channel (their order would not be kept). end()
+   * after the last frame is fine: the size-0 frame queues behind it. Throws `MUX_ERR_BAD_PAYLOAD` for an empty
+   * or over-long payload or one without headroom.
+   */
+  writeInPlace(payload: Buffer, done: StreamCallback): void {
+    if (payload.length === 0 || payload.length > MAX_FRAME_PAYLOAD || payload.byteOffset < FRAME_HEADER_SIZE) {
+      throw new MuxError(
+        'MUX_ERR_BAD_PAYLOAD',
+        `writeInPlace needs 1..${MAX_FRAME_PAYLOAD} bytes with ${FRAME_HEADER_SIZE} bytes of headroom before them, got ` +
+          `${payload.length} bytes at offset ${payload.byteOffset}`,
+      );
+    }
+    if (this.destroyed || this.writableEnded) {
+      done(new MuxError('MUX_ERR_DESTROYED', `mux client ${this.id} is ${this.destroyed ? 'destroyed' : 'ended'}`));
+      return;
+    }
+    this.#link.writeInPlace(payload, done);
   }
 
   override _final(cb: StreamCallback): void {

@@ -17,6 +17,7 @@ import { SpicedavError } from '../src/errors.js';
  * - `MUX_ERR_ROLE`: an operation the session's role does not allow (e.g. `open()` in the host role).
  * - `MUX_ERR_CHANNEL_LIMIT`: `open()` while `maxChannels` channels are open.
  * - `MUX_ERR_DECODER_ENDED`: bytes pushed into a `FrameDecoder` after `end()` or after its frame handler threw.
+ * - `MUX_ERR_BAD_PAYLOAD`: `writeInPlace()` with an empty or over-long payload, or one without header headroom.
  */
 export type MuxErrorCode =
   | 'MUX_ERR_TRUNCATED'
@@ -27,7 +28,8 @@ export type MuxErrorCode =
   | 'MUX_ERR_BAD_ID'
   | 'MUX_ERR_ROLE'
   | 'MUX_ERR_CHANNEL_LIMIT'
-  | 'MUX_ERR_DECODER_ENDED';
+  | 'MUX_ERR_DECODER_ENDED'
+  | 'MUX_ERR_BAD_PAYLOAD';
 
 /** Every error the multiplexer raises on purpose: a {@link SpicedavError} with a {@link MuxErrorCode}. */
 export class MuxError extends SpicedavError {

@@ -56,6 +56,8 @@ interface OutItem {
   pos: number;
   readonly cb: StreamCallback | null;
   readonly close: boolean;
+  /** writeInPlace: called once the frame's memory is free again (written to the transport, or dropped). */
+  readonly written?: StreamCallback;
 }
 
 /**
@@ -164,6 +166,22 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     this.#owner.scheduler.schedule(this);
   }
 
+  writeInPlace(payload: Buffer, done: StreamCallback): void {
+    if (this.#state === DETACHED) {
+      done();
+      return;
+    }
+    if (!this.#owner.isLive()) {
+      done(new MuxError('MUX_ERR_DESTROYED', `mux client ${this.id}: the session is over`));
+      return;
+    }
+    const frame = Buffer.from(payload.buffer, payload.byteOffset - FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + payload.length);
+    frame.set(this.#idBytes, 0);
+    frame.writeUInt16LE(payload.length, 8);
+    this.#items.push({ frames: [frame, EMPTY], pos: 0, cb: null, close: false, written: done });
+    this.#owner.scheduler.schedule(this);
+  }
+
   final(cb: StreamCallback): void {
     if (this.#state !== OPEN || !this.#owner.isLive()) {
       cb();
@@ -254,8 +272,15 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     if (item === undefined) return false;
     const header = item.frames[item.pos] as Buffer;
     const payload = item.frames[item.pos + 1] as Buffer;
-    transport.write(header);
-    if (payload.length > 0) transport.write(payload);
+    if (payload.length > 0) {
+      transport.write(header);
+      transport.write(payload);
+    } else if (item.written) {
+      // An in-place frame: its memory goes back to the writer once the transport has really written it.
+      transport.write(header, item.written);
+    } else {
+      transport.write(header);
+    }
     const stats = this.#owner.stats;
     stats.framesOut++;
     // An inlined payload travels in the header buffer (see #frame).
@@ -288,6 +313,9 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     for (const item of items) {
       if (item.close && err !== null) this.#items.push(item);
       else item.cb?.(item.close ? null : err);
+      // Dropped before reaching the transport: a writeInPlace buffer is free again (pos > 0 cannot happen: an
+      // in-place item is one frame, shifted out as soon as it is handed over).
+      item.written?.(err);
     }
     if (this.#items.length === 0) this.#owner.scheduler.unschedule(this);
   }
