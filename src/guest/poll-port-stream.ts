@@ -91,7 +91,7 @@ export function openPollPortStream(fd: number, options: PollPortStreamOptions = 
   const handle = new b.Pipe(b.constants.SOCKET);
   const rc = handle.open(fd);
   if (rc < 0) throw new Error(`uv_pipe_open(${fd}) failed: ${rc}`);
-  const socket = new PortSocket(fd, { handle, readable: true, writable: true, allowHalfOpen: false } as ConstructorParameters<typeof Socket>[0]);
+  const socket = new PortSocket(fd, { handle, readable: true, writable: true, allowHalfOpen: false, writableHighWaterMark: WRITE_HIGH_WATER_MARK } as ConstructorParameters<typeof Socket>[0]);
   if (options.initial?.length) socket.unshift(options.initial);
   // Nothing can be sent to a host that left: release the fd at once instead of flushing writes into a closed port.
   socket.once('end', () => {
@@ -106,18 +106,33 @@ const SLAB_SIZE = 256 * 1024;
 const DRAIN_SIZE = 64 * 1024;
 // The kernel hands out one buffer of at most this size per read() (virtio_console.c PAGE_SIZE in-buffers).
 const PORT_BUFFER_SIZE = 4096;
+// Bytes queued before the mux's scheduler waits for 'drain': several 64 KiB frames, so that one write(v) call
+// carries them all.
+const WRITE_HIGH_WATER_MARK = 256 * 1024;
+// virtio_console takes at most this much per write() (port_fops_write); bigger pieces are cut to it.
+const PORT_WRITE_MAX = 32 * 1024;
+// Small pieces are gathered into one buffer of this size.
+const GATHER_SIZE = 64 * 1024;
+
+/** net.Socket's own write and writev (write(2) and writev(2) on the handle; the typings mark _writev optional). */
+const { _write: socketWrite, _writev: socketWritev } = Socket.prototype as unknown as {
+  _write(this: Socket, chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void;
+  _writev(this: Socket, chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, cb: (err?: Error | null) => void): void;
+};
 
 /**
- * The net.Socket over the port, with three changes (writes are gathered, see _writev). It cannot be half-closed (shutdown(2) is for sockets), so
- * end() only stops our writes. And each piece libuv reads is topped up with further non-blocking reads, because
- * virtio_console's read() returns one 4 KiB buffer and libuv stops after a short read until the next epoll
- * wake-up: without this, every 4 KiB would cost a loop turn and a trip through the mux and the local socket
- * (a write and a wake-up of the client each), which under emulation dominated GET.
+ * The net.Socket over the port, with three changes. Writes are shaped for virtio_console (see _writev). It
+ * cannot be half-closed (shutdown(2) is for sockets), so end() only stops our writes. And each piece libuv reads
+ * is topped up with further non-blocking reads, because virtio_console's read() returns one 4 KiB buffer and
+ * libuv stops after a short read until the next epoll wake-up: without this, every 4 KiB would cost a loop turn
+ * and a trip through the mux and the local socket (a write and a wake-up of the client each), which under
+ * emulation dominated GET.
  */
 class PortSocket extends Socket {
   readonly #fd: number;
   #slab = Buffer.allocUnsafe(SLAB_SIZE);
   #slabOffset = 0;
+  readonly #gather = Buffer.allocUnsafeSlow(GATHER_SIZE);
 
   constructor(fd: number, options: ConstructorParameters<typeof Socket>[0]) {
     super(options);
@@ -125,12 +140,40 @@ class PortSocket extends Socket {
   }
 
   /**
-   * The mux writes header + payload pairs. virtio_console has no write_iter, so writev(2) becomes one write() per
-   * iovec, each its own virtqueue buffer and host notification (a VM exit): one contiguous buffer instead, which
-   * the kernel takes 32 KiB per write().
+   * The mux writes header + payload pairs and, for uploads, whole frames built in place (see
+   * MuxChannel.writeInPlace). virtio_console takes at most 32 KiB per write() and has no write_iter, so the
+   * kernel runs writev(2) as one write() per iovec, each its own virtqueue buffer and host notification (a VM
+   * exit), stopping at the first short one. Hence: small pieces are gathered into one buffer, and big ones are
+   * cut into 32 KiB iovecs, never copied (a copy of 64 KiB under emulation costs more than a write), so that
+   * one writev(2) moves the whole batch instead of stopping after 32 KiB.
    */
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    this._write(chunks.length === 1 ? (chunks[0] as { chunk: Buffer }).chunk : Buffer.concat(chunks.map((c) => c.chunk)), 'buffer' as BufferEncoding, cb);
+    const out: Buffer[] = [];
+    // Writable never calls _writev again before `cb`, so one gather buffer serves every write: a fresh buffer
+    // per write would cost page faults and garbage collection on top of the copy.
+    const gather = this.#gather;
+    let runStart = 0;
+    let off = 0;
+    const flushRun = (): void => {
+      if (off > runStart) out.push(gather.subarray(runStart, off));
+      runStart = off;
+    };
+    for (const { chunk } of chunks) {
+      if (chunk.length >= PORT_WRITE_MAX || chunk.length > gather.length - off) {
+        flushRun();
+        for (let i = 0; i < chunk.length; i += PORT_WRITE_MAX) out.push(chunk.subarray(i, i + PORT_WRITE_MAX));
+      } else {
+        off += chunk.copy(gather, off);
+      }
+    }
+    flushRun();
+    if (out.length === 1) socketWrite.call(this, out[0] as Buffer, 'buffer' as BufferEncoding, cb);
+    else socketWritev.call(this, out.map((chunk) => ({ chunk, encoding: 'buffer' as BufferEncoding })), cb);
+  }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (chunk.length > PORT_WRITE_MAX) this._writev([{ chunk }], cb);
+    else socketWrite.call(this, chunk, encoding, cb);
   }
 
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MuxSession } from '../../mux/index.js';
+import { pumpUpload } from './upload-pump.js';
 import type { MuxChannel, MuxSessionOptions } from '../../mux/index.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -393,9 +394,11 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     this.#stats.connectionsTotal++;
     let bytesToHost = 0;
     let bytesFromHost = 0;
-    socket.on('data', (d: Buffer) => (bytesToHost += d.length));
     channel.on('data', (d: Buffer) => (bytesFromHost += d.length));
-    socket.pipe(channel);
+    if (!pumpUpload(socket, channel, (n) => (bytesToHost += n))) {
+      socket.on('data', (d: Buffer) => (bytesToHost += d.length));
+      socket.pipe(channel);
+    }
     channel.pipe(socket);
     channel.on('hostclose', () => {
       this.#stats.hostCloses++;

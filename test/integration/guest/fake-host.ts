@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { once } from 'node:events';
@@ -30,7 +31,8 @@ export function pattern(n: number, seed = 1): Buffer {
  * - `ECHO\n` then anything: echoed back;
  * - `SEND n\n`: n bytes of pattern(n), then the host closes the channel (a size-0 frame), like an HTTP server
  *   closing the connection;
- * - `ID\n`: the channel id in decimal and `\n`, channel kept open.
+ * - `ID\n`: the channel id in decimal and `\n`, channel kept open;
+ * - `SINK n\n` then n bytes: answered with their sha256 in hex and `\n`.
  */
 export class FakeHost {
   readonly path: string;
@@ -102,6 +104,19 @@ export class FakeHost {
         ch.pipe(ch);
       } else if (cmd === 'SEND') {
         Readable.from(chunks(pattern(Number(arg)))).pipe(ch);
+      } else if (cmd === 'SINK') {
+        const hash = createHash('sha256');
+        let left = Number(arg);
+        const take = (d: Buffer): void => {
+          hash.update(d);
+          left -= d.length;
+          if (left <= 0) {
+            ch.removeListener('data', take);
+            ch.write(`${hash.digest('hex')}\n`);
+          }
+        };
+        ch.on('data', take);
+        if (rest.length) take(rest);
       } else if (cmd === 'ID') {
         ch.write(`${ch.id}\n`);
         ch.resume();

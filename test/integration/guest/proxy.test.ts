@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GuestProxy } from '../../../src/guest/proxy.js';
@@ -175,6 +175,19 @@ test('a stalled client does not block another moving 16 MiB', async (t) => {
   assert.ok(rest.equals(pattern(stalledSize)), 'the stalled client still gets all its bytes, in order');
   stalled.destroy();
   mover.destroy();
+});
+
+test('a 32 MiB upload reaches the host byte-exact (the in-place upload path) and the answer comes back', async (t) => {
+  const host = await FakeHost.start(t);
+  const proxy = await startProxy(t, host);
+  await stateReached(proxy, 'attached');
+  const data = randomBytes(32 * 1024 * 1024);
+  const client = await tcp(portOf(proxy));
+  const answer = readBytes(client, 65, 60_000);
+  client.write(`SINK ${data.length}\n`);
+  client.write(data);
+  assert.equal((await answer).toString(), `${createHash('sha256').update(data).digest('hex')}\n`);
+  client.destroy();
 });
 
 test('listens on loopback only: 127.0.0.1 and ::1, nothing else', async (t) => {
