@@ -123,6 +123,8 @@ const NO_HOST_RESPONSE =
   `Content-Length: ${Buffer.byteLength(NO_HOST_BODY)}\r\n\r\n${NO_HOST_BODY}`;
 // How long a refused client may take to read the 503 before it is cut.
 const REFUSE_LINGER = 2000;
+/** Bytes a local socket may hold unsent before its channel pauses (see #forwardDownload). */
+const LOCAL_WRITE_BOUND = 512 * 1024;
 
 /**
  * `spicedav guest`: the drop-in for phodav's spice-webdavd. It listens on loopback TCP (IPv4 and IPv6), and
@@ -394,12 +396,11 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     this.#stats.connectionsTotal++;
     let bytesToHost = 0;
     let bytesFromHost = 0;
-    channel.on('data', (d: Buffer) => (bytesFromHost += d.length));
     if (!pumpUpload(socket, channel, (n) => (bytesToHost += n))) {
       socket.on('data', (d: Buffer) => (bytesToHost += d.length));
       socket.pipe(channel);
     }
-    channel.pipe(socket);
+    this.#forwardDownload(channel, socket, (n) => (bytesFromHost += n));
     channel.on('hostclose', () => {
       this.#stats.hostCloses++;
       this.#log.debug({ id: channel.id.toString() }, 'host closed its side; keeping the local connection (spice-webdavd behaviour)');
@@ -420,6 +421,26 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     });
     socket.resume();
     this.emit('connection', { id: channel.id, remote });
+  }
+
+  /**
+   * channel → local socket, like pipe() but shaped for emulated guests: one port read often holds the tail of
+   * a frame, whole frames and the head of the next, delivered as separate pieces in one turn. Corked until the
+   * end of the turn, they reach the socket as one writev and wake its reader once (a context switch each, costly
+   * under emulation); and the channel pauses only once the socket holds LOCAL_WRITE_BOUND bytes, not at the
+   * socket's 16 KiB high-water mark, which pipe() would hit in the middle of a read's pieces.
+   */
+  #forwardDownload(channel: MuxChannel, socket: Socket, onBytes: (n: number) => void): void {
+    channel.on('data', (d: Buffer) => {
+      onBytes(d.length);
+      if (socket.writableCorked === 0) {
+        socket.cork();
+        process.nextTick(() => socket.uncork());
+      }
+      if (!socket.write(d) && socket.writableLength >= LOCAL_WRITE_BOUND) channel.pause();
+    });
+    socket.on('drain', () => channel.resume());
+    channel.once('end', () => socket.end());
   }
 
   // --- state, mDNS, shutdown ---------------------------------------------------------------------------------
