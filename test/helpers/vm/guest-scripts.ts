@@ -125,10 +125,11 @@ publish-workstation=no
 
 /**
  * Guest shell snippet that starts the reference guest daemon the way its systemd unit does (after dbus and
- * avahi), in the background, logging to /tmp.
+ * avahi), in the background, logging to /tmp. Idempotent about dbus and avahi (bench:vm starts it once per
+ * round): a second dbus-daemon would take the bus socket away from the avahi-daemon already running.
  */
-export const START_SPICE_WEBDAVD = `dbus-daemon --config-file=/etc/dbus-1/spicedav-system.conf --fork --nopidfile
+export const START_SPICE_WEBDAVD = `[ -S /run/dbus/system_bus_socket ] || dbus-daemon --config-file=/etc/dbus-1/spicedav-system.conf --fork --nopidfile
 i=0; until [ -S /run/dbus/system_bus_socket ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; usleep 50000; done
-avahi-daemon --no-drop-root --no-chroot -D >/tmp/avahi.log 2>&1
+pidof avahi-daemon >/dev/null || avahi-daemon --no-drop-root --no-chroot -D >/tmp/avahi.log 2>&1
 spice-webdavd -p 9843 >/tmp/spice-webdavd.log 2>&1 &
 `;
