@@ -1,11 +1,6 @@
 import { Option, type Command } from 'commander';
 import { join } from 'node:path';
-import { DavServer } from '../../../dav/index.js';
-import { createMemoryTransport, Share, SpiceTransport } from '../../host/index.js';
-import { parseSpiceUri } from '../../spice/index.js';
-import { bootDemoVm, checkDemoRequirements, demoCacheDir, ensureDemoImage, type DemoVm } from '../../vm/demo.js';
-import { MissingPackagesError } from '../../vm/requirements.js';
-import { GuestProxy } from '../../guest/index.js';
+import type { DemoVm } from '../../vm/demo.js';
 import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
 import { portOption, shareDir } from '../options.js';
@@ -25,6 +20,9 @@ interface DemoOptions {
  * QEMU and a SPICE connection. Every request to the printed URL crosses both multiplexers.
  */
 async function demo(o: DemoOptions, command: Command): Promise<void> {
+  const [{ DavServer }, { createMemoryTransport, Share }, { GuestProxy }] = await Promise.all([
+    import('../../../dav/index.js'), import('../../host/index.js'), import('../../guest/proxy.js'),
+  ]);
   if (o.vm) return demoVm(o, command);
   const globals = globalsOf(command);
   const log = loggerFor(globals);
@@ -81,6 +79,11 @@ async function demo(o: DemoOptions, command: Command): Promise<void> {
  * a signal) or Ctrl-] end it: QEMU is killed, its temp dir removed, exit 0.
  */
 async function demoVm(o: DemoOptions, command: Command): Promise<void> {
+  const [{ DavServer }, { Share, SpiceTransport }, { parseSpiceUri }, { bootDemoVm, checkDemoRequirements, demoCacheDir, ensureDemoImage }, { MissingPackagesError }] =
+    await Promise.all([
+      import('../../../dav/index.js'), import('../../host/index.js'), import('../../spice/index.js'), import('../../vm/demo.js'),
+      import('../../vm/requirements.js'),
+    ]);
   const globals = globalsOf(command);
   const log = loggerFor(globals);
   const root = shareDir(o.dir ?? join(packageInfo().root, 'examples', 'share'));

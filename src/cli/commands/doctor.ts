@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { guestChecks } from '../../doctor/guest.js';
-import { hostChecks } from '../../doctor/host.js';
-import { renderReport, reportOk, type CheckResult } from '../../doctor/report.js';
-import { DEFAULT_GUEST_PORT, DEFAULT_PORT_PATH } from '../../guest/index.js';
+import type { CheckResult } from '../../doctor/report.js';
+import { DEFAULT_GUEST_PORT } from '../../guest/defaults.js';
+import { DEFAULT_PORT_PATH } from '../../guest/port-device.js';
 import type { CommandModule } from '../program.js';
 import { portOption, spicePassword } from '../options.js';
 import { CliError, ExitCode } from '../exit-codes.js';
@@ -30,10 +29,13 @@ Examples:
 Exit status 0 when nothing failed, ${ExitCode.DOCTOR_PROBLEMS} when a check failed (each failure prints its fix).`;
 
 async function doctor(o: DoctorOptions, _command: Command): Promise<void> {
+  const { renderReport, reportOk } = await import('../../doctor/report.js');
   let results: CheckResult[];
   if (o.spice || o.qemuSocket) {
+    const { hostChecks } = await import('../../doctor/host.js');
     results = await hostChecks({ spice: o.spice, qemuSocket: o.qemuSocket, password: spicePassword(o.passwordFile), tls: tlsOptions(o), takeOver: o.takeOver, viewerCheck: localViewer });
   } else if (o.guest || existsSync('/sys/class/virtio-ports') || process.platform === 'win32') {
+    const { guestChecks } = await import('../../doctor/guest.js');
     results = await guestChecks({ device: o.device, port: o.port });
     if (process.platform === 'win32') process.stdout.write(`${WINDOWS_NOTES}\n`);
   } else {

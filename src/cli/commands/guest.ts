@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { DEFAULT_GUEST_HOSTS, DEFAULT_GUEST_PORT, DEFAULT_PORT_PATH, DEFAULT_WAIT_FOR_HOST, GuestProxy } from '../../guest/index.js';
+import { DEFAULT_GUEST_HOSTS, DEFAULT_GUEST_PORT, DEFAULT_WAIT_FOR_HOST } from '../../guest/defaults.js';
+import { DEFAULT_PORT_PATH } from '../../guest/port-device.js';
 import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
 import { portOption, secondsOption } from '../options.js';
@@ -26,6 +27,7 @@ Then mount the share in the guest:
 Run it at boot with the systemd unit and udev rule in examples/guest/.`;
 
 async function guest(o: GuestOptions, command: Command): Promise<void> {
+  const { GuestProxy } = await import('../../guest/proxy.js');
   const globals = globalsOf(command);
   const log = loggerFor(globals);
   const proxy = new GuestProxy({

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { BasicAuth, DavServer, DigestAuth, type Authenticator } from '../../../dav/index.js';
+import type { Authenticator } from '../../../dav/index.js';
 import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
 import { portOption, readOptionFile, shareDir } from '../options.js';
@@ -29,6 +29,7 @@ Examples:
 Mount it: gio mount dav://127.0.0.1:8080/ · mount -t davfs http://127.0.0.1:8080/ /mnt · cadaver http://127.0.0.1:8080/`;
 
 async function serve(dir: string, o: ServeOptions, command: Command): Promise<void> {
+  const { BasicAuth, DavServer, DigestAuth } = await import('../../../dav/index.js');
   const globals = globalsOf(command);
   const log = loggerFor(globals);
   const root = shareDir(dir);

@@ -1,7 +1,5 @@
 import { Option, type Command } from 'commander';
-import { DavServer } from '../../../dav/index.js';
-import { QemuSocketTransport, Share, SpiceTransport, type Transport, type TransportState } from '../../host/index.js';
-import { parseSpiceUri } from '../../spice/index.js';
+import type { Transport, TransportState } from '../../host/index.js';
 import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
 import { shareDir, spicePassword } from '../options.js';
@@ -39,7 +37,14 @@ function describe(state: TransportState): string {
   }
 }
 
-function transportFor(o: ShareCliOptions, log: Logger): { transport: Transport; target: string } {
+/** The modules `share` runs on, loaded when it runs (not for every command's --help). */
+async function loadShareRuntime() {
+  const [dav, host, spice] = await Promise.all([import('../../../dav/index.js'), import('../../host/index.js'), import('../../spice/index.js')]);
+  return { DavServer: dav.DavServer, ...host, parseSpiceUri: spice.parseSpiceUri };
+}
+type ShareRuntime = Awaited<ReturnType<typeof loadShareRuntime>>;
+
+function transportFor(o: ShareCliOptions, log: Logger, { QemuSocketTransport, SpiceTransport, parseSpiceUri }: ShareRuntime): { transport: Transport; target: string } {
   if (Boolean(o.spice) === Boolean(o.qemuSocket)) {
     throw new CliError('CLI_ERR_TRANSPORT', 'say how to reach the VM: --spice spice://HOST:PORT or --qemu-socket PATH (one of them)', ExitCode.USAGE);
   }
@@ -58,10 +63,12 @@ function transportFor(o: ShareCliOptions, log: Logger): { transport: Transport; 
 }
 
 async function share(dir: string, o: ShareCliOptions, command: Command): Promise<void> {
+  const runtime = await loadShareRuntime();
+  const { DavServer, Share } = runtime;
   const globals = globalsOf(command);
   const log = loggerFor(globals);
   const root = shareDir(dir);
-  const { transport, target } = transportFor(o, log);
+  const { transport, target } = transportFor(o, log, runtime);
   const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
   const share = new Share({ dav, transport, log: log.child({ component: 'share' }) });
   let state: TransportState = { state: 'connecting' };
