@@ -3,6 +3,7 @@
  * dead properties across a restart, idle keep-alive connections, close().
  */
 import test from 'node:test';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
@@ -185,8 +186,10 @@ test('request headers beyond the size limit get 431', async (t) => {
 test('close() lets a request in flight finish, then stops', async (t) => {
   const h = await startServer(t);
   await writeFile(join(h.root, 'big'), Buffer.alloc(8 * 1024 * 1024, 1));
+  // In flight = the server has started sending the body (a fixed delay raced the connect on a busy machine).
+  const started = once(h.server, 'transfer');
   const got = request(h.port, 'GET', '/big');
-  await new Promise((r) => setTimeout(r, 5));
+  await started;
   await h.server.close();
   assert.equal((await got).raw.length, 8 * 1024 * 1024);
   await assert.rejects(request(h.port, 'OPTIONS', '/'));
