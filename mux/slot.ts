@@ -148,15 +148,7 @@ export class ChannelSlot implements ChannelLink, FrameSource {
   // ChannelLink ------------------------------------------------------------------------------------------------
 
   write(chunks: Buffer[], cb: StreamCallback): void {
-    if (this.#state === DETACHED) {
-      // Host role after the guest closed this id: the contract drops what the server still writes.
-      cb();
-      return;
-    }
-    if (!this.#owner.isLive()) {
-      cb(new MuxError('MUX_ERR_DESTROYED', `mux client ${this.id}: the session is over`));
-      return;
-    }
+    if (this.#cannotSend(cb)) return;
     const frames = this.#encode(chunks);
     if (frames.length === 0) {
       cb();
@@ -167,14 +159,7 @@ export class ChannelSlot implements ChannelLink, FrameSource {
   }
 
   writeInPlace(payload: Buffer, done: StreamCallback): void {
-    if (this.#state === DETACHED) {
-      done();
-      return;
-    }
-    if (!this.#owner.isLive()) {
-      done(new MuxError('MUX_ERR_DESTROYED', `mux client ${this.id}: the session is over`));
-      return;
-    }
+    if (this.#cannotSend(done)) return;
     const frame = Buffer.from(payload.buffer, payload.byteOffset - FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + payload.length);
     frame.set(this.#idBytes, 0);
     frame.writeUInt16LE(payload.length, 8);
@@ -300,6 +285,20 @@ export class ChannelSlot implements ChannelLink, FrameSource {
   }
 
   // internals --------------------------------------------------------------------------------------------------
+
+  /** True (and `cb` completed) when data for this id cannot be queued: dropped after a close, or no session. */
+  #cannotSend(cb: StreamCallback): boolean {
+    if (this.#state === DETACHED) {
+      // Host role after the guest closed this id: the contract drops what the server still writes.
+      cb();
+      return true;
+    }
+    if (!this.#owner.isLive()) {
+      cb(new MuxError('MUX_ERR_DESTROYED', `mux client ${this.id}: the session is over`));
+      return true;
+    }
+    return false;
+  }
 
   #queueClose(cb: StreamCallback | null): void {
     this.#items.push({ frames: [encodeClose(this.id), EMPTY], pos: 0, cb, close: true });
