@@ -125,10 +125,10 @@ const { _write: socketWrite, _writev: socketWritev } = Socket.prototype as unkno
 /**
  * The net.Socket over the port, with three changes. Writes are shaped for virtio_console (see _writev). It
  * cannot be half-closed (shutdown(2) is for sockets), so end() only stops our writes. And each piece libuv reads
- * is topped up with further non-blocking reads, because virtio_console's read() returns one 4 KiB buffer and
- * libuv stops after a short read until the next epoll wake-up: without this, every 4 KiB would cost a loop turn
- * and a trip through the mux and the local socket (a write and a wake-up of the client each), which under
- * emulation dominated GET.
+ * is topped up with what else the port has queued (see #drain), because virtio_console's read() returns one 4 KiB
+ * buffer and libuv stops after a short read until the next epoll wake-up: without this, every 4 KiB would cost a
+ * loop turn and a trip through the mux and the local socket (a write and a wake-up of the client each), which
+ * under emulation dominated GET.
  */
 class PortSocket extends Socket {
   readonly #fd: number;
@@ -180,7 +180,7 @@ class PortSocket extends Socket {
 
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
     // A short piece ends what the host wrote in one go (QEMU fills the guest's buffers one host write at a time):
-    // the next read would most likely fail with EAGAIN, and a failed readSync costs an exception. If more was
+    // the next read would most likely fail with EAGAIN, and a failed read costs a thrown exception. If more was
     // queued after all, epoll reports the port readable again at once.
     if (!Buffer.isBuffer(chunk) || chunk.length < PORT_BUFFER_SIZE || chunk.length > DRAIN_SIZE - PORT_BUFFER_SIZE) {
       return super.push(chunk, encoding);
