@@ -48,6 +48,11 @@ export interface GuestProxyOptions {
   mux?: Omit<MuxSessionOptions, 'role' | 'log'>;
   /** Milliseconds close() lets the mux flush its close frames before cutting (default 2000). */
   closeTimeout?: number;
+  /**
+   * Read uploads straight into frame buffers (default true; see upload-pump.ts). false: the plain pipe() path,
+   * which is also what runs when this Node does not allow the former.
+   */
+  zeroCopyUploads?: boolean;
   log?: Logger;
 }
 
@@ -391,7 +396,7 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     this.#stats.connectionsTotal++;
     let bytesToHost = 0;
     let bytesFromHost = 0;
-    if (!pumpUpload(socket, channel, (n) => (bytesToHost += n))) {
+    if (this.#options.zeroCopyUploads === false || !pumpUpload(socket, channel, (n) => (bytesToHost += n))) {
       socket.on('data', (d: Buffer) => (bytesToHost += d.length));
       socket.pipe(channel);
     }

@@ -177,18 +177,21 @@ test('a stalled client does not block another moving 16 MiB', async (t) => {
   mover.destroy();
 });
 
-test('a 32 MiB upload reaches the host byte-exact (the in-place upload path) and the answer comes back', async (t) => {
-  const host = await FakeHost.start(t);
-  const proxy = await startProxy(t, host);
-  await stateReached(proxy, 'attached');
-  const data = randomBytes(32 * 1024 * 1024);
-  const client = await tcp(portOf(proxy));
-  const answer = readBytes(client, 65, 60_000);
-  client.write(`SINK ${data.length}\n`);
-  client.write(data);
-  assert.equal((await answer).toString(), `${createHash('sha256').update(data).digest('hex')}\n`);
-  client.destroy();
-});
+for (const zeroCopyUploads of [true, false]) {
+  test(`a 32 MiB upload reaches the host byte-exact and the answer comes back (${zeroCopyUploads ? 'in-place frames' : 'pipe() fallback'})`, async (t) => {
+    const host = await FakeHost.start(t);
+    const proxy = await startProxy(t, host, { zeroCopyUploads });
+    await stateReached(proxy, 'attached');
+    const data = randomBytes(32 * 1024 * 1024);
+    const client = await tcp(portOf(proxy));
+    const answer = readBytes(client, 65, 60_000);
+    client.write(`SINK ${data.length}\n`);
+    client.write(data);
+    assert.equal((await answer).toString(), `${createHash('sha256').update(data).digest('hex')}\n`);
+    assert.equal(proxy.stats.bytesToHost >= data.length, true, 'the upload is counted');
+    client.destroy();
+  });
+}
 
 test('listens on loopback only: 127.0.0.1 and ::1, nothing else', async (t) => {
   const host = await FakeHost.start(t);
