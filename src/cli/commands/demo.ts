@@ -20,10 +20,10 @@ interface DemoOptions {
  * QEMU and a SPICE connection. Every request to the printed URL crosses both multiplexers.
  */
 async function demo(o: DemoOptions, command: Command): Promise<void> {
+  if (o.vm) return demoVm(o, command);
   const [{ DavServer }, { createMemoryTransport, Share }, { GuestProxy }] = await Promise.all([
     import('../../../dav/index.js'), import('../../host/index.js'), import('../../guest/proxy.js'),
   ]);
-  if (o.vm) return demoVm(o, command);
   const globals = globalsOf(command);
   const log = loggerFor(globals);
   const root = shareDir(o.dir ?? join(packageInfo().root, 'examples', 'share'));
