@@ -193,6 +193,35 @@ for (const zeroCopyUploads of [true, false]) {
   });
 }
 
+test('a client that resets in the middle of an upload: the host sees its channel end, the proxy serves on', async (t) => {
+  const host = await FakeHost.start(t);
+  const proxy = await startProxy(t, host);
+  await stateReached(proxy, 'attached');
+  const client = await tcp(portOf(proxy));
+  client.write(`SINK ${64 * 1024 * 1024}\n`);
+  client.write(randomBytes(8 * 1024 * 1024));
+  await within(
+    (async () => {
+      while ((host.session?.stats.bytesIn ?? 0) < 4 * 1024 * 1024) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    10_000,
+    'the upload under way',
+  );
+  const id = host.ids.at(-1) as bigint;
+  client.resetAndDestroy();
+  await within(
+    (async () => {
+      while (!host.ended.includes(id)) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    5000,
+    'the host channel ended (size-0 frame)',
+  );
+  const next = await tcp(portOf(proxy));
+  next.write('SEND 9\n');
+  assert.ok((await readBytes(next, 9)).equals(pattern(9)), 'a new connection works');
+  next.destroy();
+});
+
 test('listens on loopback only: 127.0.0.1 and ::1, nothing else', async (t) => {
   const host = await FakeHost.start(t);
   const proxy = await startProxy(t, host);
