@@ -22,7 +22,7 @@
  *   complete in time, the listing is read from disk instead.
  * - A listing is stored only if no event touched its directory while it was being read (an epoch check).
  */
-import { mkdtempSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher } from 'node:fs';
 import { utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,34 @@ export interface MetaCacheOptions {
 /** Sentinel directories of caches not closed yet, removed when the process exits without closing them. */
 const liveSentinels = new Set<string>();
 
+/**
+ * Removes the sentinel directories of processes that died without their exit hook (SIGKILL, a crash): each
+ * name carries its process's pid, and a pid that no longer runs leaves its directory to whoever comes next.
+ */
+function sweepStaleSentinels(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^spicedav-sentinel-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processRuns(pid)) continue;
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function trackSentinel(dir: string): void {
   // One exit handler for all caches (a per-cache listener would pile up in processes that make many servers).
   if (liveSentinels.size === 0 && !exitHookInstalled) {
@@ -83,7 +111,8 @@ export class MetaCache {
 
   constructor(options: MetaCacheOptions) {
     this.#opts = { barrierTimeoutMs: 200, ...options };
-    this.#sentinelDir = mkdtempSync(join(tmpdir(), 'spicedav-sentinel-'));
+    sweepStaleSentinels();
+    this.#sentinelDir = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${process.pid}-`));
     trackSentinel(this.#sentinelDir);
     for (const n of ['a', 'b']) writeFileSync(join(this.#sentinelDir, n), '');
     this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, () => {

@@ -1,6 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MetaCache } from '../../../dav/cache.js';
@@ -83,4 +85,19 @@ test('after close the cache answers nothing and the barrier resolves false', asy
   await cache.close();
   assert.equal(await cache.barrier(), false);
   assert.equal(await cache.listing(dir), null);
+});
+
+test('sentinel directories left by killed processes are removed by the next cache; live ones are kept', async () => {
+  const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid as number;
+  const stale = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${dead}-`));
+  const live = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${process.ppid}-`));
+  try {
+    const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
+    assert.equal(existsSync(stale), false, `the dead process's ${stale} is gone`);
+    assert.equal(existsSync(live), true, 'a running process keeps its directory');
+    await cache.close();
+  } finally {
+    rmSync(stale, { recursive: true, force: true });
+    rmSync(live, { recursive: true, force: true });
+  }
 });
