@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cliPath as defaultCliPath } from '../paths.js';
 import { ProcessGroup } from '../../../src/vm/process-group.js';
 import { START_SPICE_WEBDAVD } from './guest-scripts.js';
@@ -19,11 +21,15 @@ export const GUEST_CLI = '/spicedav/dist/src/cli/index.js';
  * port and sharing `dir`: spicy connects every port channel, webdav included, by itself.
  */
 export function startSpicy(spicePort: number, dir: string): ProcessGroup {
-  return new ProcessGroup('spicy', 'xvfb-run', [
+  // xvfb-run removes its temp dir in an EXIT trap, which a signal skips: give it one that we remove ourselves.
+  const tmp = mkdtempSync(join(tmpdir(), 'spicedav-xvfb-'));
+  const group = new ProcessGroup('spicy', 'xvfb-run', [
     '-a', '-s', '-screen 0 640x480x24 -nolisten tcp',
     'spicy', '-h', '127.0.0.1', '-p', String(spicePort), `--spice-shared-dir=${dir}`,
     '--spice-disable-audio', '--spice-disable-usbredir',
-  ]);
+  ], { env: { ...process.env, TMPDIR: tmp } });
+  void group.exited.then(() => rmSync(tmp, { recursive: true, force: true }));
+  return group;
 }
 
 /** How `spicedav share` reaches the VM. */
