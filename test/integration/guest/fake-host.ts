@@ -8,21 +8,14 @@ import type { TestContext } from 'node:test';
 import { MuxSession } from '../../../mux/index.js';
 import type { MuxChannel } from '../../../mux/index.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { pattern as xorshiftBytes } from '../mux/harness.js';
 
 /**
- * Deterministic bytes for SEND answers: a xorshift stream, so a misplaced or repeated 64 KiB block shows up
- * (a repeating pattern would hide it).
+ * The bytes of a `SEND n` answer: the mux tests' xorshift stream, so a misplaced or repeated 64 KiB block shows
+ * up (a repeating pattern would hide it).
  */
-export function pattern(n: number, seed = 1): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  let x = seed | 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
+export function pattern(n: number): Buffer {
+  return xorshiftBytes(1, n);
 }
 
 /**

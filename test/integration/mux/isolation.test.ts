@@ -98,8 +98,11 @@ for (const direction of ['guest→host', 'host→guest'] as const) {
   });
 }
 
-test("onChannelOverflow 'destroy': overflow destroys only the offender, the other channel completes", async () => {
-  const { host, guest } = sessionPair({}, { maxChannelBuffer: MiB, maxSessionBuffer: 8 * MiB, onChannelOverflow: 'destroy' });
+/**
+ * Two guest clients and their host channels, both opened with one byte: the first will stall (its guest side is
+ * never read; `stalledError` is its first error), the second carries a bulk download.
+ */
+async function stalledAndBulk(host: MuxSession, guest: MuxSession) {
   const opened = hostChannels(host);
   const gStalled = guest.open();
   const gBulk = guest.open().on('error', () => {});
@@ -110,6 +113,12 @@ test("onChannelOverflow 'destroy': overflow destroys only the offender, the othe
   const [hStalled, hBulk] = opened as [MuxChannel, MuxChannel];
   hStalled.resume();
   hBulk.resume();
+  return { gStalled, gBulk, hStalled, hBulk, stalledError };
+}
+
+test("onChannelOverflow 'destroy': overflow destroys only the offender, the other channel completes", async () => {
+  const { host, guest } = sessionPair({}, { maxChannelBuffer: MiB, maxSessionBuffer: 8 * MiB, onChannelOverflow: 'destroy' });
+  const { gBulk, hStalled, hBulk, stalledError } = await stalledAndBulk(host, guest);
 
   // The host keeps sending to a guest client that never reads, while another download runs.
   const flood = source(8 * MiB, 2);
@@ -151,16 +160,7 @@ test("onChannelOverflow 'pause': the transport stops instead, nothing is lost, a
 test('default policy: a stalled reader past its bound is cut after stallTimeout, then the other channel completes', async () => {
   const stallTimeout = 300;
   const { host, guest } = sessionPair({}, { maxChannelBuffer: MiB, maxSessionBuffer: 8 * MiB, stallTimeout });
-  const opened = hostChannels(host);
-  const gStalled = guest.open();
-  const gBulk = guest.open().on('error', () => {});
-  const stalledError = new Promise<Error>((resolve) => gStalled.once('error', resolve));
-  gStalled.write('1');
-  gBulk.write('2');
-  await until(() => opened.length === 2, 'two host channels');
-  const [hStalled, hBulk] = opened as [MuxChannel, MuxChannel];
-  hStalled.resume();
-  hBulk.resume();
+  const { gBulk, hStalled, hBulk, stalledError } = await stalledAndBulk(host, guest);
   const started = Date.now();
   source(8 * MiB, 2).stream.pipe(hStalled);
   const bulk = source(16 * MiB, 3);
