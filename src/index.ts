@@ -34,7 +34,7 @@ export type {
 } from '../mux/index.js';
 export { connectSpice, parseSpiceUri, SpiceSession, SpicePortChannel, SpiceError, SPICE_CHANNEL_WEBDAV } from './spice/index.js';
 export type { ConnectSpiceOptions, SpiceAddress, SpiceEndpoint, SpiceTlsOptions, SpiceErrorCode, PortCloseReason } from './spice/index.js';
-export { Share, SpiceTransport, QemuSocketTransport, MemoryTransport, createMemoryTransport, HostError } from './host/index.js';
+export { Share, SpiceTransport, QemuSocketTransport, MemoryTransport, createMemoryTransport, HostError, DomainLocator } from './host/index.js';
 export type {
   ShareOptions,
   ShareStats,
@@ -45,6 +45,7 @@ export type {
   QemuSocketTransportOptions,
   MemoryPortDevice,
   HostErrorCode,
+  DomainLocatorOptions,
 } from './host/index.js';
 export {
   GuestProxy,

@@ -35,7 +35,7 @@ export function exitCodeFor(err: unknown): ExitCode {
   const code = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? '') : '';
   if (code.startsWith('SPICE_ERR_')) return code === 'SPICE_ERR_CHANNEL_NOT_AVAILABLE' ? ExitCode.ENVIRONMENT : code === 'SPICE_ERR_INVALID_URI' ? ExitCode.USAGE : ExitCode.CONNECTION;
   if (['ENOENT', 'ENOTDIR', 'EACCES', 'EADDRINUSE', 'EADDRNOTAVAIL', 'EPERM'].includes(code)) return ExitCode.ENVIRONMENT;
-  if (/^(GUEST_ERR_(DEVICE_OPEN|BAD_DEVICE|ADDRESS_IN_USE|LISTEN)|HOST_ERR_NO_WEBDAV_PORT|DAV_ERR_(ROOT|STATE|AUTH_FILE))/.test(code)) return ExitCode.ENVIRONMENT;
+  if (/^(GUEST_ERR_(DEVICE_OPEN|BAD_DEVICE|ADDRESS_IN_USE|LISTEN)|HOST_ERR_(NO_WEBDAV_PORT|NO_VIRSH|DOMAIN_NOT_FOUND|NO_SPICE_DISPLAY|LIBVIRT)|DAV_ERR_(ROOT|STATE|AUTH_FILE))/.test(code)) return ExitCode.ENVIRONMENT;
   if (['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET'].includes(code)) return ExitCode.CONNECTION;
   return ExitCode.FAILURE;
 }

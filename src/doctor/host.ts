@@ -1,12 +1,17 @@
 import { connect } from 'node:net';
 import { stat } from 'node:fs/promises';
-import { connectSpice, parseSpiceUri, SPICE_CHANNEL_WEBDAV, type SpiceTlsOptions } from '../spice/index.js';
-import { ONE_CLIENT_HOWTO, WEBDAV_PORT_HOWTO } from '../host/index.js';
+import { connectSpice, parseSpiceUri, SPICE_CHANNEL_WEBDAV, type SpiceAddress, type SpiceTlsOptions } from '../spice/index.js';
+import { DomainLocator, ONE_CLIENT_HOWTO, WEBDAV_PORT_HOWTO, type VirshRunner } from '../host/index.js';
 import type { CheckResult } from './report.js';
 
 export interface HostDoctorOptions {
   /** The VM's SPICE server, as for `share --spice`. */
   spice?: string;
+  /** Or a libvirt domain, as for `share --domain` (with `connect`, as for `share --connect`). */
+  domain?: string;
+  connect?: string;
+  /** How virsh is run (tests). */
+  virsh?: VirshRunner;
   /** Or the QEMU chardev socket, as for `share --qemu-socket`. */
   qemuSocket?: string;
   password?: string;
@@ -35,19 +40,13 @@ function reachable(host: string, port: number, timeoutMs: number): Promise<Error
   });
 }
 
-async function spiceChecks(o: HostDoctorOptions & { spice: string }): Promise<CheckResult[]> {
+async function spiceChecks(o: HostDoctorOptions, address: SpiceAddress, results: CheckResult[] = []): Promise<CheckResult[]> {
   const timeoutMs = o.timeoutMs ?? 10_000;
-  let address;
-  try {
-    address = parseSpiceUri(o.spice);
-  } catch (err) {
-    return [{ name: 'SPICE address', status: 'fail', detail: (err as Error).message }];
-  }
   const port = address.port ?? address.tlsPort!;
-  const results: CheckResult[] = [];
   const err = await reachable(address.host, port, Math.min(timeoutMs, 5000));
   if (err) {
-    return [{ name: 'SPICE server', status: 'fail', detail: `${address.host}:${port}: ${err.message}`, fix: 'Is the VM running with -spice port=...? Check the address with `virsh domdisplay VM`.' }];
+    results.push({ name: 'SPICE server', status: 'fail', detail: `${address.host}:${port}: ${err.message}`, fix: 'Is the VM running with -spice port=...? Check the address with `virsh domdisplay VM`.' });
+    return results;
   }
   results.push({ name: 'SPICE server', status: 'ok', detail: `${address.host}:${port} accepts connections` });
 
@@ -109,9 +108,32 @@ async function socketChecks(path: string, timeoutMs: number): Promise<CheckResul
     : [{ name: 'QEMU socket', status: 'ok', detail: `${path} accepts connections (whether the guest opened the port shows once shared)` }];
 }
 
-/** The host-side checks of `spicedav doctor --spice URI | --qemu-socket PATH`. */
+/** `--domain`: where libvirt says the domain's SPICE server is, then the SPICE checks there. */
+async function domainChecks(o: HostDoctorOptions & { domain: string }): Promise<CheckResult[]> {
+  const locator = new DomainLocator({ domain: o.domain, connect: o.connect, run: o.virsh });
+  let address: SpiceAddress;
+  try {
+    address = await locator.locate();
+  } catch (err) {
+    return [{ name: 'libvirt domain', status: 'fail', detail: (err as Error).message }];
+  }
+  const port = address.port !== undefined ? `port ${address.port}` : `TLS port ${address.tlsPort}`;
+  const on = locator.connect ? ` on ${locator.connect}` : '';
+  return spiceChecks(o, address, [{ name: 'libvirt domain', status: 'ok', detail: `${o.domain}${on}: SPICE at ${address.host}, ${port}` }]);
+}
+
+/** The host-side checks of `spicedav doctor --spice URI | --domain NAME | --qemu-socket PATH`. */
 export async function hostChecks(o: HostDoctorOptions): Promise<CheckResult[]> {
-  if (o.spice) return spiceChecks({ ...o, spice: o.spice });
+  if (o.spice) {
+    let address: SpiceAddress;
+    try {
+      address = parseSpiceUri(o.spice);
+    } catch (err) {
+      return [{ name: 'SPICE address', status: 'fail', detail: (err as Error).message }];
+    }
+    return spiceChecks(o, address);
+  }
+  if (o.domain) return domainChecks({ ...o, domain: o.domain });
   if (o.qemuSocket) return socketChecks(o.qemuSocket, o.timeoutMs ?? 5000);
-  return [{ name: 'target', status: 'skip', detail: 'give --spice URI or --qemu-socket PATH to check a VM' }];
+  return [{ name: 'target', status: 'skip', detail: 'give --spice URI, --domain NAME or --qemu-socket PATH to check a VM' }];
 }

@@ -9,7 +9,17 @@ export type HostErrorCode =
   /** The QEMU chardev socket cannot be used (not a socket, permission denied). */
   | 'HOST_ERR_SOCKET'
   /** The share or transport was closed. */
-  | 'HOST_ERR_CLOSED';
+  | 'HOST_ERR_CLOSED'
+  /** `--domain` needs virsh (libvirt-clients), and it is not installed. */
+  | 'HOST_ERR_NO_VIRSH'
+  /** libvirt knows no domain by that name on the connection(s) asked. */
+  | 'HOST_ERR_DOMAIN_NOT_FOUND'
+  /** The domain exists but is not running (the transport waits for it to start). */
+  | 'HOST_ERR_DOMAIN_NOT_RUNNING'
+  /** The domain has no SPICE display spicedav can reach (none, or only on a unix socket). */
+  | 'HOST_ERR_NO_SPICE_DISPLAY'
+  /** virsh failed for another reason (libvirtd down, access denied): its message is in ours. */
+  | 'HOST_ERR_LIBVIRT';
 
 /** Every error of the host layer. */
 export class HostError extends SpicedavError {

@@ -7,7 +7,7 @@ import type { CommandModule } from '../program.js';
 import { portOption, spicePassword } from '../options.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { localViewer } from '../viewer-check.js';
-import { addSpiceTargetOptions, tlsOptions, type SpiceTargetOptions } from '../spice-target.js';
+import { addSpiceTargetOptions, checkTarget, tlsOptions, type SpiceTargetOptions } from '../spice-target.js';
 
 interface DoctorOptions extends SpiceTargetOptions {
   guest?: boolean;
@@ -23,6 +23,7 @@ const WINDOWS_NOTES = `Windows guests (checked by hand; see examples/guest/windo
 const EXAMPLES = `
 Examples:
   spicedav doctor --spice spice://127.0.0.1:5930   on the host: the VM, its webdav port, the guest daemon
+  spicedav doctor --domain win11                   the same for a libvirt VM (address from virsh domdisplay)
   spicedav doctor --qemu-socket /run/spicedav/vm.sock
   spicedav doctor --guest                          in the VM: the port device, the listener, the share
 
@@ -31,15 +32,16 @@ Exit status 0 when nothing failed, ${ExitCode.DOCTOR_PROBLEMS} when a check fail
 async function doctor(o: DoctorOptions, _command: Command): Promise<void> {
   const { renderReport, reportOk } = await import('../../doctor/report.js');
   let results: CheckResult[];
-  if (o.spice || o.qemuSocket) {
+  checkTarget(o);
+  if (o.spice || o.domain || o.qemuSocket) {
     const { hostChecks } = await import('../../doctor/host.js');
-    results = await hostChecks({ spice: o.spice, qemuSocket: o.qemuSocket, password: spicePassword(o.passwordFile), tls: tlsOptions(o), takeOver: o.takeOver, viewerCheck: localViewer });
+    results = await hostChecks({ spice: o.spice, domain: o.domain, connect: o.connect, qemuSocket: o.qemuSocket, password: spicePassword(o.passwordFile), tls: tlsOptions(o), takeOver: o.takeOver, viewerCheck: localViewer });
   } else if (o.guest || existsSync('/sys/class/virtio-ports') || process.platform === 'win32') {
     const { guestChecks } = await import('../../doctor/guest.js');
     results = await guestChecks({ device: o.device, port: o.port });
     if (process.platform === 'win32') process.stdout.write(`${WINDOWS_NOTES}\n`);
   } else {
-    throw new CliError('CLI_ERR_DOCTOR_TARGET', 'this does not look like a VM: on the host, say which VM with --spice URI or --qemu-socket PATH; in a guest, pass --guest', ExitCode.USAGE);
+    throw new CliError('CLI_ERR_DOCTOR_TARGET', 'this does not look like a VM: on the host, say which VM with --spice URI, --domain NAME or --qemu-socket PATH; in a guest, pass --guest', ExitCode.USAGE);
   }
   process.stdout.write(renderReport(results));
   if (!reportOk(results)) throw new CliError('CLI_ERR_DOCTOR', 'doctor found problems (see above)', ExitCode.DOCTOR_PROBLEMS);

@@ -7,7 +7,8 @@ import { CliError, ExitCode } from '../exit-codes.js';
 import { localViewer } from '../viewer-check.js';
 import { formatDuration } from '../format.js';
 import type { Logger } from '../../log.js';
-import { addSpiceTargetOptions, tlsOptions, type SpiceTargetOptions } from '../spice-target.js';
+import { addSpiceTargetOptions, checkTarget, tlsOptions, type SpiceTargetOptions } from '../spice-target.js';
+import { hasCode } from '../../errors.js';
 
 interface ShareCliOptions extends SpiceTargetOptions {
   readOnly?: boolean;
@@ -18,6 +19,7 @@ interface ShareCliOptions extends SpiceTargetOptions {
 const EXAMPLES = `
 Examples:
   spicedav share ~/Public --spice spice://127.0.0.1:5930
+  spicedav share ~/Public --domain win11          (a libvirt VM: the address comes from virsh domdisplay)
   spicedav share ~/Public --spice spice+tls://vmhost:5931 --ca-file ca-cert.pem --password-file ~/.spicepw
   spicedav share ~/Public --qemu-socket /run/spicedav/vm.sock     (no SPICE client needed)
   SPICE_PASSWORD=secret spicedav share ~/Public --spice spice://127.0.0.1:5930 --read-only
@@ -44,22 +46,28 @@ async function loadShareRuntime() {
 }
 type ShareRuntime = Awaited<ReturnType<typeof loadShareRuntime>>;
 
-function transportFor(o: ShareCliOptions, log: Logger, { QemuSocketTransport, SpiceTransport, parseSpiceUri }: ShareRuntime): { transport: Transport; target: string } {
-  if (Boolean(o.spice) === Boolean(o.qemuSocket)) {
-    throw new CliError('CLI_ERR_TRANSPORT', 'say how to reach the VM: --spice spice://HOST:PORT or --qemu-socket PATH (one of them)', ExitCode.USAGE);
+async function transportFor(o: ShareCliOptions, log: Logger, { QemuSocketTransport, SpiceTransport, DomainLocator, parseSpiceUri }: ShareRuntime): Promise<{ transport: Transport; target: string }> {
+  checkTarget(o);
+  if (!o.spice && !o.domain && !o.qemuSocket) {
+    throw new CliError('CLI_ERR_TRANSPORT', 'say how to reach the VM: --spice spice://HOST:PORT, --domain NAME (a libvirt VM) or --qemu-socket PATH', ExitCode.USAGE);
   }
   if (o.qemuSocket) {
     return { transport: new QemuSocketTransport({ path: o.qemuSocket, log: log.child({ component: 'qemu-socket' }) }), target: o.qemuSocket };
   }
+  const common = { password: spicePassword(o.passwordFile), tls: tlsOptions(o), viewerCheck: o.takeOver ? undefined : localViewer, log: log.child({ component: 'spice' }) };
+  if (o.domain) {
+    const locator = new DomainLocator({ domain: o.domain, connect: o.connect });
+    // Asked once before starting, so that a wrong name or a missing virsh ends the command with its message and
+    // exit code. A domain that is not running yet is not an error: the transport asks again until it runs.
+    try {
+      await locator.locate();
+    } catch (err) {
+      if (!hasCode(err, 'HOST_ERR_DOMAIN_NOT_RUNNING')) throw err;
+    }
+    return { transport: new SpiceTransport({ ...common, locate: () => locator.locate() }), target: `libvirt domain ${o.domain}` };
+  }
   const address = parseSpiceUri(o.spice!);
-  const transport = new SpiceTransport({
-    ...address,
-    password: spicePassword(o.passwordFile),
-    tls: tlsOptions(o),
-    viewerCheck: o.takeOver ? undefined : localViewer,
-    log: log.child({ component: 'spice' }),
-  });
-  return { transport, target: o.spice! };
+  return { transport: new SpiceTransport({ ...address, ...common }), target: o.spice! };
 }
 
 async function share(dir: string, o: ShareCliOptions, command: Command): Promise<void> {
@@ -68,7 +76,7 @@ async function share(dir: string, o: ShareCliOptions, command: Command): Promise
   const globals = globalsOf(command);
   const log = loggerFor(globals);
   const root = shareDir(dir);
-  const { transport, target } = transportFor(o, log, runtime);
+  const { transport, target } = await transportFor(o, log, runtime);
   const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
   const share = new Share({ dav, transport, log: log.child({ component: 'share' }) });
   let state: TransportState = { state: 'connecting' };

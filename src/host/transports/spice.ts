@@ -9,14 +9,23 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { hasCode } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { connectSpice, SPICE_CHANNEL_WEBDAV, SPICE_WEBDAV_PORT_NAME, type SpiceEndpoint, type SpicePortChannel, type SpiceSession } from '../../spice/index.js';
+import { connectSpice, SPICE_CHANNEL_WEBDAV, SPICE_WEBDAV_PORT_NAME, type SpiceAddress, type SpiceEndpoint, type SpicePortChannel, type SpiceSession } from '../../spice/index.js';
 import { Backoff, type BackoffOptions } from '../backoff.js';
 import { HostError, ONE_CLIENT_HOWTO, WEBDAV_PORT_HOWTO } from '../errors.js';
 import { LinkStream } from '../link-stream.js';
 import type { Transport, TransportState } from '../transport.js';
 
 /** Options of {@link SpiceTransport}: the SPICE endpoint plus reconnection behaviour. */
-export interface SpiceTransportOptions extends SpiceEndpoint {
+export interface SpiceTransportOptions extends Omit<SpiceEndpoint, 'host'> {
+  /** The SPICE server's host; required unless `locate` is given. */
+  host?: string;
+  /**
+   * Asked before every connection attempt where the server is now, instead of a fixed host and port (e.g.
+   * DomainLocator.locate for a libvirt domain, whose port changes each time it starts). A HostError with
+   * HOST_ERR_DOMAIN_NOT_FOUND, HOST_ERR_NO_SPICE_DISPLAY or HOST_ERR_NO_VIRSH ends the transport; any other
+   * error is waited out like a server that is not up yet.
+   */
+  locate?: () => Promise<SpiceAddress>;
   /** The port channel to use: SPICE_CHANNEL_WEBDAV (default). */
   channelType?: number;
   /** Its id; default the first one the server lists. */
@@ -31,11 +40,17 @@ export interface SpiceTransportOptions extends SpiceEndpoint {
   viewerCheck?: (host: string, port: number | undefined) => Promise<string | undefined>;
 }
 
+/** Longest wait between two `locate` attempts: a domain started after `share` is found within this. */
+const LOCATE_RETRY_MAX_MS = 5000;
+
 /** How long after losing the server the takeover probe waits, so a QEMU being killed is not taken for a viewer. */
 const PROBE_SETTLE_MS = 300;
 
 // Errors that another attempt cannot fix: the user must change the command or the VM.
 const FATAL = new Set([
+  'HOST_ERR_DOMAIN_NOT_FOUND',
+  'HOST_ERR_NO_SPICE_DISPLAY',
+  'HOST_ERR_NO_VIRSH',
   'SPICE_ERR_WRONG_PASSWORD',
   'SPICE_ERR_PERMISSION_DENIED',
   'SPICE_ERR_PASSWORD_TOO_LONG',
@@ -61,10 +76,14 @@ export class SpiceTransport extends EventEmitter implements Transport {
   #running: Promise<void> = Promise.resolve();
   #session: SpiceSession | null = null;
   #link: LinkStream | null = null;
+  /** Where the server is: from the options, or as `locate` last answered. */
+  #address: SpiceAddress | undefined;
 
   constructor(options: SpiceTransportOptions) {
     super();
+    if (options.host === undefined && options.locate === undefined) throw new TypeError('SpiceTransport needs host (and port or tlsPort) or locate');
     this.#opts = options;
+    if (options.host !== undefined) this.#address = { host: options.host, port: options.port, tlsPort: options.tlsPort };
     this.#log = options.log ?? silentLogger;
     this.#backoff = new Backoff(options.reconnect);
   }
@@ -94,13 +113,34 @@ export class SpiceTransport extends EventEmitter implements Transport {
   }
 
   get #where(): string {
-    const { host, port, tlsPort } = this.#opts;
+    if (this.#address === undefined) return 'the SPICE server';
+    const { host, port, tlsPort } = this.#address;
     return port !== undefined ? `spice://${host}:${port}` : `spice+tls://${host}:${tlsPort}`;
   }
 
   async #run(): Promise<void> {
     const signal = this.#abort.signal;
     while (!signal.aborted) {
+      if (this.#opts.locate !== undefined) {
+        try {
+          this.#address = await this.#opts.locate();
+        } catch (err) {
+          if (signal.aborted) break;
+          if (FATAL.has((err as { code?: string }).code ?? '')) {
+            this.#setState({ state: 'closed', error: err as Error, detail: (err as Error).message });
+            return;
+          }
+          const delay = Math.min(this.#backoff.next(), LOCATE_RETRY_MAX_MS);
+          if (hasCode(err, 'HOST_ERR_DOMAIN_NOT_RUNNING')) {
+            // Expected while the VM is off: a waiting state (said once, as long as it stays the same), no warning.
+            this.#setState({ state: 'waiting', detail: (err as Error).message, error: err as Error });
+            await this.#sleep(delay);
+          } else {
+            await this.#retry(err as Error, delay);
+          }
+          continue;
+        }
+      }
       const viewer = await this.#viewer();
       if (viewer !== undefined) {
         const error = new HostError('HOST_ERR_VIEWER_CONNECTED', `${viewer} is connected to ${this.#where}. ${ONE_CLIENT_HOWTO}`);
@@ -111,7 +151,7 @@ export class SpiceTransport extends EventEmitter implements Transport {
       this.#setState({ state: 'connecting', detail: `connecting to ${this.#where}` });
       let session: SpiceSession;
       try {
-        session = await connectSpice({ ...this.#opts, signal });
+        session = await connectSpice({ ...this.#opts, ...this.#address!, signal });
       } catch (err) {
         if (signal.aborted) break;
         if (FATAL.has((err as { code?: string }).code ?? '')) {
@@ -234,9 +274,9 @@ export class SpiceTransport extends EventEmitter implements Transport {
 
   /** A bare TCP connect (no SPICE link, which would disconnect the current client), bounded to 1 s. */
   #serverUp(): Promise<boolean> {
-    const port = this.#opts.port ?? this.#opts.tlsPort;
+    const { host, port, tlsPort } = this.#address!;
     return new Promise((resolve) => {
-      const s = netConnect({ host: this.#opts.host, port: port as number });
+      const s = netConnect({ host, port: (port ?? tlsPort) as number });
       const done = (up: boolean) => {
         clearTimeout(timer);
         s.destroy();
@@ -251,7 +291,8 @@ export class SpiceTransport extends EventEmitter implements Transport {
   async #viewer(): Promise<string | undefined> {
     if (!this.#opts.viewerCheck) return undefined;
     try {
-      return await this.#opts.viewerCheck(this.#opts.host, this.#opts.port ?? this.#opts.tlsPort);
+      const { host, port, tlsPort } = this.#address!;
+      return await this.#opts.viewerCheck(host, port ?? tlsPort);
     } catch {
       return undefined;
     }

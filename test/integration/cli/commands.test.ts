@@ -29,9 +29,12 @@ test('usage errors exit 2 with a hint; a missing folder exits 3 and says so', as
   const missing = await runCli(['serve', join(dir, 'nope')]);
   assert.equal(missing.code, 3);
   assert.match(missing.stderr, /does not exist/);
-  const both = await runCli(['share', dir]);
-  assert.equal(both.code, 2);
-  assert.match(both.stderr, /--spice spice:\/\/HOST:PORT or --qemu-socket PATH/);
+  const none = await runCli(['share', dir]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--spice spice:\/\/HOST:PORT, --domain NAME \(a libvirt VM\) or --qemu-socket PATH/);
+  const connectAlone = await runCli(['share', dir, '--spice', 'spice://127.0.0.1:5900', '--connect', 'qemu:///system']);
+  assert.equal(connectAlone.code, 2);
+  assert.match(connectAlone.stderr, /--connect names the libvirt connection of --domain/);
 });
 
 test('serve refuses a public address without authentication (exit 2)', async (t) => {

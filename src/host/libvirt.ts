@@ -1,0 +1,166 @@
+/**
+ * Finding a libvirt domain's SPICE server: `spicedav share DIR --domain NAME`. virt-manager and virsh pick the
+ * SPICE port themselves (autoport), so users do not know it, and it changes each time the domain starts. libvirt
+ * tells it through `virsh domdisplay --type spice NAME`, which prints one URI:
+ *
+ *     spice://127.0.0.1:5900
+ *     spice://127.0.0.1:5900?tls-port=5901
+ *     spice://localhost:5930?tls-port=5931   (listening on every address)
+ *     spice://127.0.0.1?tls-port=5901        (TLS only)
+ *     spice+unix:///run/libvirt/...          (<listen type='socket'>: no TCP port)
+ *
+ * The transport asks again before every connection attempt, so a domain that is restarted on a new port, or
+ * started after `share`, is found. Running virsh (rather than speaking libvirt's RPC protocol) keeps its
+ * connection URIs, authentication and polkit rules exactly as the user has them.
+ */
+import { execFile } from 'node:child_process';
+import { parseSpiceUri, type SpiceAddress } from '../spice/index.js';
+import { HostError } from './errors.js';
+
+/** Where virt-manager keeps its VMs; tried when the default connection does not know the domain. */
+export const LIBVIRT_SYSTEM_URI = 'qemu:///system';
+
+/** What virsh printed and how it exited. */
+export interface VirshResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs virsh with these arguments; rejects with ENOENT when it is not installed. */
+export type VirshRunner = (args: string[]) => Promise<VirshResult>;
+
+/** Options of {@link DomainLocator}. */
+export interface DomainLocatorOptions {
+  /** Domain name, id or UUID, as virsh takes it. */
+  domain: string;
+  /** libvirt connection URI (virsh -c); default virsh's own default, then qemu:///system. */
+  connect?: string;
+  /** How virsh is run (tests); default the `virsh` on PATH with LC_ALL=C. */
+  run?: VirshRunner;
+}
+
+const NOT_FOUND = /failed to get domain|domain not found|no domain with matching/i;
+const NOT_RUNNING = /not running|domain is not active/i;
+const NO_DISPLAY = /no graphical display/i;
+const UNKNOWN_OPTION = /doesn't support option|unknown option|unexpected data/i;
+// virsh prints "localhost" for a server listening on every address; 127.0.0.1 reaches 0.0.0.0 and a dual-stack
+// :: alike, where "localhost" could resolve to ::1 first.
+const WILDCARD = new Set(['localhost', '0.0.0.0', '::', '[::]']);
+
+/** The `virsh` on PATH, in the C locale so that its error messages can be recognised. */
+export const runVirsh: VirshRunner = (args) =>
+  new Promise((resolve, reject) => {
+    execFile('virsh', args, { env: { ...process.env, LC_ALL: 'C' }, timeout: 30_000, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = (err as NodeJS.ErrnoException | null)?.code;
+      if (code === 'ENOENT') return reject(err as Error);
+      resolve({ code: err === null ? 0 : typeof code === 'number' ? code : 1, stdout, stderr });
+    });
+  });
+
+function noSpiceDisplay(domain: string): HostError {
+  return new HostError('HOST_ERR_NO_SPICE_DISPLAY', `the domain "${domain}" has no SPICE display: give it <graphics type='spice' autoport='yes'/> (virsh edit ${domain})`);
+}
+
+/**
+ * Parse what `virsh domdisplay` printed into a SPICE address. A server listening on every address
+ * (0.0.0.0, ::, printed as localhost) is reached on 127.0.0.1. Throws HOST_ERR_NO_SPICE_DISPLAY when there is no TCP SPICE URI.
+ */
+export function parseDomDisplay(output: string, domain: string): SpiceAddress {
+  const uri = output
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => /^spice(\+\w+)?:\/\//.test(l));
+  if (uri === undefined) throw noSpiceDisplay(domain);
+  if (uri.startsWith('spice+unix:')) {
+    throw new HostError(
+      'HOST_ERR_NO_SPICE_DISPLAY',
+      `the domain "${domain}" has its SPICE display on a unix socket (${uri}), which spicedav cannot reach: give it <listen type='address' address='127.0.0.1'/>, or use --qemu-socket`,
+    );
+  }
+  // Only the address: a password in the URI (virsh --include-password, which we never ask for) is not used.
+  const address = parseSpiceUri(uri.replace(/[?&]password=[^&]*/, ''));
+  if (WILDCARD.has(address.host)) address.host = '127.0.0.1';
+  return address;
+}
+
+/** The first line of virsh's complaint, without its "error: " prefixes. */
+function virshMessage(r: VirshResult): string {
+  const lines = r.stderr
+    .split('\n')
+    .map((l) => l.replace(/^error:\s*/i, '').trim())
+    .filter(Boolean);
+  return lines.join('; ') || `virsh exited with status ${r.code}`;
+}
+
+/**
+ * Asks libvirt where a domain's SPICE server is, each time `locate()` is called. Errors (HostError):
+ * HOST_ERR_NO_VIRSH, HOST_ERR_DOMAIN_NOT_FOUND, HOST_ERR_NO_SPICE_DISPLAY (the user must act), and
+ * HOST_ERR_DOMAIN_NOT_RUNNING, HOST_ERR_LIBVIRT (may pass: the domain starts, libvirtd comes back).
+ */
+export class DomainLocator {
+  readonly domain: string;
+  readonly #run: VirshRunner;
+  /** The connection that knew the domain (after the first success), so later calls go straight to it. */
+  #connect: string | undefined;
+  readonly #fallback: boolean;
+  /** Whether this virsh knows `domdisplay --type` (older ones print the first display of any type). */
+  #typeOption = true;
+
+  constructor(options: DomainLocatorOptions) {
+    this.domain = options.domain;
+    this.#run = options.run ?? runVirsh;
+    this.#connect = options.connect;
+    this.#fallback = options.connect === undefined;
+  }
+
+  /** The libvirt connection in use (undefined: virsh's default). */
+  get connect(): string | undefined {
+    return this.#connect;
+  }
+
+  /** Where the domain's SPICE server is now. */
+  async locate(): Promise<SpiceAddress> {
+    let r = await this.#domdisplay(this.#connect);
+    if (r.code !== 0 && NOT_FOUND.test(r.stderr) && this.#fallback && this.#connect === undefined) {
+      // virsh's default for a user is qemu:///session; virt-manager's VMs are in qemu:///system.
+      const system = await this.#domdisplay(LIBVIRT_SYSTEM_URI);
+      if (system.code === 0 || NOT_RUNNING.test(system.stderr)) {
+        this.#connect = LIBVIRT_SYSTEM_URI;
+        r = system;
+      }
+    }
+    if (r.code === 0) return parseDomDisplay(r.stdout, this.domain);
+    const why = virshMessage(r);
+    const where = this.#connect ?? (this.#fallback ? `virsh's default connection or ${LIBVIRT_SYSTEM_URI}` : 'that connection');
+    if (NOT_FOUND.test(r.stderr)) {
+      throw new HostError('HOST_ERR_DOMAIN_NOT_FOUND', `libvirt has no domain "${this.domain}" on ${where} (${why}); \`virsh list --all\` shows the names; --connect URI picks the connection`);
+    }
+    if (NO_DISPLAY.test(r.stderr)) throw noSpiceDisplay(this.domain);
+    if (NOT_RUNNING.test(r.stderr)) {
+      throw new HostError('HOST_ERR_DOMAIN_NOT_RUNNING', `the domain "${this.domain}" is not running (start it: virsh start ${this.domain})`);
+    }
+    throw new HostError('HOST_ERR_LIBVIRT', `virsh domdisplay ${this.domain} failed: ${why}`);
+  }
+
+  async #domdisplay(connect: string | undefined): Promise<VirshResult> {
+    const args = (typed: boolean) => [...(connect ? ['-c', connect] : []), 'domdisplay', ...(typed ? ['--type', 'spice'] : []), '--domain', this.domain];
+    try {
+      let r = await this.#run(args(this.#typeOption));
+      if (r.code !== 0 && this.#typeOption && UNKNOWN_OPTION.test(r.stderr)) {
+        this.#typeOption = false;
+        r = await this.#run(args(false));
+      }
+      return r;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new HostError(
+          'HOST_ERR_NO_VIRSH',
+          '--domain asks libvirt through virsh, which is not installed (Debian/Ubuntu: apt install libvirt-clients; Fedora: dnf install libvirt-client); or give the address with --spice spice://HOST:PORT',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+}

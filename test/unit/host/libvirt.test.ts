@@ -1,0 +1,100 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { DomainLocator, parseDomDisplay, LIBVIRT_SYSTEM_URI, type VirshResult } from '../../../src/host/libvirt.js';
+import { hasCode } from '../../../src/errors.js';
+
+// Outputs as virsh 9.0 prints them (LC_ALL=C), recorded against libvirt's test driver: see
+// test/interop/libvirt-domain.test.ts, which runs the real virsh.
+const NOT_FOUND = "error: failed to get domain 'nope'\n";
+const SHUT_OFF = 'error: Domain is not running\n';
+const NO_SPICE = "error: No graphical display with type 'spice' found\n";
+
+test('parseDomDisplay: plain, TLS-only, both ports, wildcard listen, IPv6', () => {
+  assert.deepEqual(parseDomDisplay('spice://127.0.0.1:5900\n\n', 'vm'), { host: '127.0.0.1', port: 5900 });
+  assert.deepEqual(parseDomDisplay('spice://127.0.0.1?tls-port=5901\n', 'vm'), { host: '127.0.0.1', tlsPort: 5901 });
+  // listen='0.0.0.0' is printed as localhost; we go to 127.0.0.1, which a wildcard listener accepts.
+  assert.deepEqual(parseDomDisplay('spice://localhost:5930?tls-port=5931\n', 'vm'), { host: '127.0.0.1', port: 5930, tlsPort: 5931 });
+  assert.deepEqual(parseDomDisplay('spice://[::1]:5902\n', 'vm'), { host: '::1', port: 5902 });
+  assert.deepEqual(parseDomDisplay('spice://192.168.1.5:5900?password=secret\n', 'vm'), { host: '192.168.1.5', port: 5900 });
+});
+
+test('parseDomDisplay: no SPICE display, or one on a unix socket, is HOST_ERR_NO_SPICE_DISPLAY with the fix', () => {
+  for (const out of ['', '\n', 'vnc://localhost:1\n']) {
+    assert.throws(
+      () => parseDomDisplay(out, 'win11'),
+      (e: Error) => hasCode(e, 'HOST_ERR_NO_SPICE_DISPLAY') && /<graphics type='spice'/.test(e.message) && /virsh edit win11/.test(e.message),
+    );
+  }
+  assert.throws(() => parseDomDisplay('spice+unix:///run/libvirt/qemu/spice.sock\n', 'vm'), (e: Error) => hasCode(e, 'HOST_ERR_NO_SPICE_DISPLAY') && /unix socket/.test(e.message));
+});
+
+/** A virsh stand-in that answers from a table keyed by the connection (-c URI, or "" for the default). */
+function scripted(answers: Record<string, VirshResult>) {
+  const calls: string[][] = [];
+  const run = async (args: string[]) => {
+    calls.push(args);
+    const c = args[0] === '-c' ? (args[1] as string) : '';
+    const a = answers[c];
+    if (!a) throw new Error(`unexpected connection ${c}`);
+    return a;
+  };
+  return { run, calls };
+}
+const ok = (stdout: string): VirshResult => ({ code: 0, stdout, stderr: '' });
+const fail = (stderr: string): VirshResult => ({ code: 1, stdout: '\n', stderr });
+
+test('DomainLocator: asks virsh domdisplay --type spice for the domain, on the given connection', async () => {
+  const v = scripted({ 'qemu+ssh://h/system': ok('spice://10.0.0.2:5900\n') });
+  const loc = new DomainLocator({ domain: 'vm', connect: 'qemu+ssh://h/system', run: v.run });
+  assert.deepEqual(await loc.locate(), { host: '10.0.0.2', port: 5900 });
+  assert.deepEqual(v.calls, [['-c', 'qemu+ssh://h/system', 'domdisplay', '--type', 'spice', '--domain', 'vm']]);
+});
+
+test('DomainLocator: a domain unknown to the default connection is looked up in qemu:///system, which is then kept', async () => {
+  const v = scripted({ '': fail(NOT_FOUND), [LIBVIRT_SYSTEM_URI]: ok('spice://127.0.0.1:5901\n') });
+  const loc = new DomainLocator({ domain: 'vm', run: v.run });
+  assert.deepEqual(await loc.locate(), { host: '127.0.0.1', port: 5901 });
+  assert.equal(loc.connect, LIBVIRT_SYSTEM_URI);
+  await loc.locate();
+  assert.deepEqual(
+    v.calls.map((c) => c[0] === '-c' ? c[1] : ''),
+    ['', LIBVIRT_SYSTEM_URI, LIBVIRT_SYSTEM_URI],
+  );
+});
+
+test('DomainLocator: errors carry stable codes and say what to do', async () => {
+  const nowhere = new DomainLocator({ domain: 'nope', run: scripted({ '': fail(NOT_FOUND), [LIBVIRT_SYSTEM_URI]: fail(NOT_FOUND) }).run });
+  await assert.rejects(nowhere.locate(), (e: Error) => hasCode(e, 'HOST_ERR_DOMAIN_NOT_FOUND') && /virsh list --all/.test(e.message) && /qemu:\/\/\/system/.test(e.message));
+
+  // Only the given connection is asked when --connect is there.
+  const given = scripted({ 'test:///default': fail(NOT_FOUND) });
+  await assert.rejects(new DomainLocator({ domain: 'nope', connect: 'test:///default', run: given.run }).locate(), (e: Error) => hasCode(e, 'HOST_ERR_DOMAIN_NOT_FOUND'));
+  assert.equal(given.calls.length, 1);
+
+  const off = new DomainLocator({ domain: 'vm', connect: 'x', run: scripted({ x: fail(SHUT_OFF) }).run });
+  await assert.rejects(off.locate(), (e: Error) => hasCode(e, 'HOST_ERR_DOMAIN_NOT_RUNNING') && /virsh start vm/.test(e.message));
+
+  const vnc = new DomainLocator({ domain: 'vm', connect: 'x', run: scripted({ x: fail(NO_SPICE) }).run });
+  await assert.rejects(vnc.locate(), (e: Error) => hasCode(e, 'HOST_ERR_NO_SPICE_DISPLAY'));
+
+  const denied = new DomainLocator({ domain: 'vm', connect: 'x', run: scripted({ x: fail('error: failed to connect to the hypervisor\nerror: authentication failed: access denied\n') }).run });
+  await assert.rejects(denied.locate(), (e: Error) => hasCode(e, 'HOST_ERR_LIBVIRT') && /failed to connect to the hypervisor; authentication failed: access denied/.test(e.message));
+
+  const missing = new DomainLocator({
+    domain: 'vm',
+    run: () => Promise.reject(Object.assign(new Error('spawn virsh ENOENT'), { code: 'ENOENT' })),
+  });
+  await assert.rejects(missing.locate(), (e: Error) => hasCode(e, 'HOST_ERR_NO_VIRSH') && /libvirt-clients/.test(e.message) && /--spice/.test(e.message));
+});
+
+test('DomainLocator: a virsh without domdisplay --type is asked without it (once), and a VNC-first answer is refused', async () => {
+  const calls: string[][] = [];
+  const run = async (args: string[]): Promise<VirshResult> => {
+    calls.push(args);
+    return args.includes('--type') ? fail("error: command 'domdisplay' doesn't support option --type\n") : ok('spice://127.0.0.1:5900\n');
+  };
+  const loc = new DomainLocator({ domain: 'vm', connect: 'x', run });
+  assert.deepEqual(await loc.locate(), { host: '127.0.0.1', port: 5900 });
+  await loc.locate();
+  assert.deepEqual(calls.map((c) => c.includes('--type')), [true, false, false]);
+});
