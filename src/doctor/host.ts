@@ -40,7 +40,7 @@ function reachable(host: string, port: number, timeoutMs: number): Promise<Error
   });
 }
 
-async function spiceChecks(o: HostDoctorOptions, address: SpiceAddress, results: CheckResult[] = []): Promise<CheckResult[]> {
+async function spiceChecks(o: HostDoctorOptions, address: SpiceAddress & { password?: string }, results: CheckResult[] = []): Promise<CheckResult[]> {
   const timeoutMs = o.timeoutMs ?? 10_000;
   const port = address.port ?? address.tlsPort!;
   const err = await reachable(address.host, port, Math.min(timeoutMs, 5000));
@@ -59,7 +59,7 @@ async function spiceChecks(o: HostDoctorOptions, address: SpiceAddress, results:
 
   let session;
   try {
-    session = await connectSpice({ ...address, password: o.password, tls: o.tls, linkTimeoutMs: timeoutMs });
+    session = await connectSpice({ ...address, password: o.password ?? address.password, tls: o.tls, linkTimeoutMs: timeoutMs });
   } catch (e) {
     const code = (e as { code?: string }).code ?? '';
     return [...results, { name: 'SPICE link', status: 'fail', detail: (e as Error).message, fix: code.includes('PASSWORD') || code.includes('PERMISSION') ? 'Give the password with --password-file FILE or SPICE_PASSWORD.' : undefined }];
@@ -110,8 +110,8 @@ async function socketChecks(path: string, timeoutMs: number): Promise<CheckResul
 
 /** `--domain`: where libvirt says the domain's SPICE server is, then the SPICE checks there. */
 async function domainChecks(o: HostDoctorOptions & { domain: string }): Promise<CheckResult[]> {
-  const locator = new DomainLocator({ domain: o.domain, connect: o.connect, run: o.virsh });
-  let address: SpiceAddress;
+  const locator = new DomainLocator({ domain: o.domain, connect: o.connect, password: o.password === undefined, run: o.virsh });
+  let address: SpiceAddress & { password?: string };
   try {
     address = await locator.locate();
   } catch (err) {
@@ -119,7 +119,8 @@ async function domainChecks(o: HostDoctorOptions & { domain: string }): Promise<
   }
   const port = address.port !== undefined ? `port ${address.port}` : `TLS port ${address.tlsPort}`;
   const on = locator.connect ? ` on ${locator.connect}` : '';
-  return spiceChecks(o, address, [{ name: 'libvirt domain', status: 'ok', detail: `${o.domain}${on}: SPICE at ${address.host}, ${port}` }]);
+  const pw = address.password !== undefined ? ', password from libvirt' : '';
+  return spiceChecks(o, address, [{ name: 'libvirt domain', status: 'ok', detail: `${o.domain}${on}: SPICE at ${address.host}, ${port}${pw}` }]);
 }
 
 /** The host-side checks of `spicedav doctor --spice URI | --domain NAME | --qemu-socket PATH`. */

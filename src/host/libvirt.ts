@@ -8,6 +8,7 @@
  *     spice://localhost:5930?tls-port=5931   (listening on every address)
  *     spice://127.0.0.1?tls-port=5901        (TLS only)
  *     spice+unix:///run/libvirt/...          (<listen type='socket'>: no TCP port)
+ *     spice://127.0.0.1:5900?password=p&w?d  (--include-password: the password as is, unescaped, last)
  *
  * The transport asks again before every connection attempt, so a domain that is restarted on a new port, or
  * started after `share`, is found. Running virsh (rather than speaking libvirt's RPC protocol) keeps its
@@ -19,6 +20,9 @@ import { HostError } from './errors.js';
 
 /** Where virt-manager keeps its VMs; tried when the default connection does not know the domain. */
 export const LIBVIRT_SYSTEM_URI = 'qemu:///system';
+
+/** A SPICE address as libvirt gives it: with the domain's SPICE password when it has one and we may see it. */
+export type DomainSpiceAddress = SpiceAddress & { password?: string };
 
 /** What virsh printed and how it exited. */
 export interface VirshResult {
@@ -36,13 +40,21 @@ export interface DomainLocatorOptions {
   domain: string;
   /** libvirt connection URI (virsh -c); default virsh's own default, then qemu:///system. */
   connect?: string;
+  /**
+   * Also fetch the domain's SPICE password (`--include-password`; needs a read-write connection, so a read-only
+   * one gives the address alone). Default true; false when the password comes from elsewhere.
+   */
+  password?: boolean;
   /** How virsh is run (tests); default the `virsh` on PATH with LC_ALL=C. */
   run?: VirshRunner;
 }
 
-const NOT_FOUND = /failed to get domain|domain not found|no domain with matching/i;
+// "failed to get domain 'NAME'", not "Failed to get domain description xml" (a refused --include-password).
+const NOT_FOUND = /failed to get domain '|domain not found|no domain with matching/i;
 const NOT_RUNNING = /not running|domain is not active/i;
 const NO_DISPLAY = /no graphical display/i;
+/** Answers about the domain itself, which no other set of options would change. */
+const KNOWN_FAILURE = [NOT_FOUND, NOT_RUNNING, NO_DISPLAY];
 const UNKNOWN_OPTION = /doesn't support option|unknown option|unexpected data/i;
 // virsh prints "localhost" for a server listening on every address; 127.0.0.1 reaches 0.0.0.0 and a dual-stack
 // :: alike, where "localhost" could resolve to ::1 first.
@@ -66,7 +78,7 @@ function noSpiceDisplay(domain: string): HostError {
  * Parse what `virsh domdisplay` printed into a SPICE address. A server listening on every address
  * (0.0.0.0, ::, printed as localhost) is reached on 127.0.0.1. Throws HOST_ERR_NO_SPICE_DISPLAY when there is no TCP SPICE URI.
  */
-export function parseDomDisplay(output: string, domain: string): SpiceAddress {
+export function parseDomDisplay(output: string, domain: string): DomainSpiceAddress {
   const uri = output
     .split('\n')
     .map((l) => l.trim())
@@ -78,8 +90,10 @@ export function parseDomDisplay(output: string, domain: string): SpiceAddress {
       `the domain "${domain}" has its SPICE display on a unix socket (${uri}), which spicedav cannot reach: give it <listen type='address' address='127.0.0.1'/>, or use --qemu-socket`,
     );
   }
-  // Only the address: a password in the URI (virsh --include-password, which we never ask for) is not used.
-  const address = parseSpiceUri(uri.replace(/[?&]password=[^&]*/, ''));
+  // virsh appends the password last and does not escape it: it is everything after "password=".
+  const p = uri.search(/[?&]password=/);
+  const address: DomainSpiceAddress = parseSpiceUri(p < 0 ? uri : uri.slice(0, p));
+  if (p >= 0) address.password = uri.slice(p + '?password='.length);
   if (WILDCARD.has(address.host)) address.host = '127.0.0.1';
   return address;
 }
@@ -106,12 +120,15 @@ export class DomainLocator {
   readonly #fallback: boolean;
   /** Whether this virsh knows `domdisplay --type` (older ones print the first display of any type). */
   #typeOption = true;
+  /** Whether to ask for the password: until a connection shows it may not be seen (read-only access). */
+  #passwordOption: boolean;
 
   constructor(options: DomainLocatorOptions) {
     this.domain = options.domain;
     this.#run = options.run ?? runVirsh;
     this.#connect = options.connect;
     this.#fallback = options.connect === undefined;
+    this.#passwordOption = options.password ?? true;
   }
 
   /** The libvirt connection in use (undefined: virsh's default). */
@@ -119,8 +136,8 @@ export class DomainLocator {
     return this.#connect;
   }
 
-  /** Where the domain's SPICE server is now. */
-  async locate(): Promise<SpiceAddress> {
+  /** Where the domain's SPICE server is now, and its password when asked for and visible. */
+  async locate(): Promise<DomainSpiceAddress> {
     let r = await this.#domdisplay(this.#connect);
     if (r.code !== 0 && NOT_FOUND.test(r.stderr) && this.#fallback && this.#connect === undefined) {
       // virsh's default for a user is qemu:///session; virt-manager's VMs are in qemu:///system.
@@ -144,14 +161,33 @@ export class DomainLocator {
   }
 
   async #domdisplay(connect: string | undefined): Promise<VirshResult> {
-    const args = (typed: boolean) => [...(connect ? ['-c', connect] : []), 'domdisplay', ...(typed ? ['--type', 'spice'] : []), '--domain', this.domain];
+    const args = () => [
+      ...(connect ? ['-c', connect] : []),
+      'domdisplay',
+      ...(this.#typeOption ? ['--type', 'spice'] : []),
+      ...(this.#passwordOption ? ['--include-password'] : []),
+      '--domain',
+      this.domain,
+    ];
+    let r = await this.#exec(args());
+    if (r.code !== 0 && this.#typeOption && UNKNOWN_OPTION.test(r.stderr)) {
+      this.#typeOption = false;
+      r = await this.#exec(args());
+    }
+    if (r.code !== 0 && this.#passwordOption && !KNOWN_FAILURE.some((re) => re.test(r.stderr))) {
+      // Refused with the password (a read-only connection may not see it): the address alone, if that works,
+      // is all we can have; libvirtd being down fails both ways and leaves the option for next time.
+      this.#passwordOption = false;
+      const plain = await this.#exec(args());
+      if (plain.code === 0) return plain;
+      this.#passwordOption = true;
+    }
+    return r;
+  }
+
+  async #exec(args: string[]): Promise<VirshResult> {
     try {
-      let r = await this.#run(args(this.#typeOption));
-      if (r.code !== 0 && this.#typeOption && UNKNOWN_OPTION.test(r.stderr)) {
-        this.#typeOption = false;
-        r = await this.#run(args(false));
-      }
-      return r;
+      return await this.#run(args);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new HostError(

@@ -11,13 +11,15 @@ import { startQemu } from '../helpers/qemu.js';
 import { tempDir } from '../helpers/tmp.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { waitState } from '../helpers/transport.js';
-import { DomainLocator, SpiceTransport } from '../../src/host/index.js';
+import { DomainLocator, SpiceTransport, runVirsh } from '../../src/host/index.js';
 import { hasCode } from '../../src/errors.js';
 
 interface TestDomain {
   name: string;
   /** SPICE port of the domain's <graphics>; none: a VNC display only. */
   spicePort?: number;
+  /** Its SPICE password (passwd=). */
+  password?: string;
   running?: boolean;
 }
 
@@ -32,7 +34,7 @@ async function writeNode(file: string, domains: TestDomain[]): Promise<void> {
   const xml = domains.map(
     (d) => `  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
     <name>${d.name}</name><memory>65536</memory><os><type>hvm</type></os>
-    <devices>${d.spicePort ? `<graphics type='spice' port='${d.spicePort}' autoport='no' listen='127.0.0.1'/>` : `<graphics type='vnc' port='5901' autoport='no'/>`}</devices>
+    <devices>${d.spicePort ? `<graphics type='spice' port='${d.spicePort}' autoport='no' listen='127.0.0.1'${d.password ? ` passwd='${d.password}'` : ''}/>` : `<graphics type='vnc' port='5901' autoport='no'/>`}</devices>
     ${d.running === false ? '<test:runstate>5</test:runstate>' : ''}
   </domain>`,
   );
@@ -60,6 +62,32 @@ test('share --domain finds the SPICE server through virsh and links to it; docto
   await cli.waitFor(/sharing .* with libvirt domain vm1/);
   await cli.waitFor(/waiting for the guest to open org\.spice-space\.webdav\.0/, 30_000);
   assert.equal(await cli.stop(), 0);
+});
+
+test('share --domain: the SPICE password comes from libvirt; a read-only connection gets the address alone', { timeout: 90_000 }, async (t) => {
+  if (!tools(t)) return;
+  const vm = await startQemu(t, { password: 'pw-from-libvirt' });
+  const dir = await tempDir(t);
+  const uri = await testDriver(dir, [{ name: 'locked', spicePort: vm.spicePort, password: 'pw-from-libvirt' }]);
+
+  const cli = startCli(t, ['share', dir, '--domain', 'locked', '--connect', uri, '--no-status']);
+  await cli.waitFor(/waiting for the guest to open org\.spice-space\.webdav\.0/, 30_000);
+  assert.equal(await cli.stop(), 0);
+  assert.doesNotMatch(cli.stdout + cli.stderr, /pw-from-libvirt/, 'the password is never printed');
+  const doctor = await runCli(['doctor', '--domain', 'locked', '--connect', uri]);
+  assert.match(doctor.stdout, /libvirt domain.*password from libvirt/);
+  assert.match(doctor.stdout, /SPICE link.*linked/);
+  assert.doesNotMatch(doctor.stdout, /pw-from-libvirt/);
+
+  // virsh -r: libvirt refuses the secure XML ("operation forbidden"), the address still comes, and the link then
+  // fails on the password, which ends the transport (wrong passwords are not retried).
+  const readOnly = new DomainLocator({ domain: 'locked', connect: uri, run: (args) => runVirsh(['-r', ...args]) });
+  assert.deepEqual(await readOnly.locate(), { host: '127.0.0.1', port: vm.spicePort });
+  const tr = new SpiceTransport({ locate: () => readOnly.locate(), reconnect: { initialDelayMs: 200, maxDelayMs: 1000 } });
+  t.after(() => tr.close());
+  tr.start();
+  const closed = await waitState(tr, (s) => s.state === 'closed' && s.error !== undefined, 'the refused link', 20_000);
+  assert.ok(hasCode(closed.error, 'SPICE_ERR_PERMISSION_DENIED') || hasCode(closed.error, 'SPICE_ERR_WRONG_PASSWORD'), String(closed.error));
 });
 
 test('share --domain: an unknown domain, a domain without SPICE and a missing virsh end with exit 3 and the fix', { timeout: 60_000 }, async (t) => {
@@ -121,6 +149,6 @@ test('spice transport with a DomainLocator: the domain restarted on another port
   // The domain disappears from libvirt altogether: that ends the transport with the stable code.
   await writeNode(join(dir, 'node.xml'), [{ name: 'other', spicePort: second.spicePort }]);
   await second.kill();
-  const closed = await waitState(tr, (s) => s.state === 'closed', 'the end', 30_000);
+  const closed = await waitState(tr, (s) => s.state === 'closed' && s.error !== undefined, 'the end', 30_000);
   assert.ok(hasCode(closed.error, 'HOST_ERR_DOMAIN_NOT_FOUND'), String(closed.error));
 });

@@ -56,7 +56,8 @@ async function transportFor(o: ShareCliOptions, log: Logger, { QemuSocketTranspo
   }
   const common = { password: spicePassword(o.passwordFile), tls: tlsOptions(o), viewerCheck: o.takeOver ? undefined : localViewer, log: log.child({ component: 'spice' }) };
   if (o.domain) {
-    const locator = new DomainLocator({ domain: o.domain, connect: o.connect });
+    // The domain's SPICE password comes from libvirt too, unless one was given.
+    const locator = new DomainLocator({ domain: o.domain, connect: o.connect, password: common.password === undefined });
     // Asked once before starting, so that a wrong name or a missing virsh ends the command with its message and
     // exit code. A domain that is not running yet is not an error: the transport asks again until it runs.
     try {

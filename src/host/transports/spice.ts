@@ -21,11 +21,12 @@ export interface SpiceTransportOptions extends Omit<SpiceEndpoint, 'host'> {
   host?: string;
   /**
    * Asked before every connection attempt where the server is now, instead of a fixed host and port (e.g.
-   * DomainLocator.locate for a libvirt domain, whose port changes each time it starts). A HostError with
+   * DomainLocator.locate for a libvirt domain, whose port changes each time it starts). A password it returns
+   * replaces `password`. A HostError with
    * HOST_ERR_DOMAIN_NOT_FOUND, HOST_ERR_NO_SPICE_DISPLAY or HOST_ERR_NO_VIRSH ends the transport; any other
    * error is waited out like a server that is not up yet.
    */
-  locate?: () => Promise<SpiceAddress>;
+  locate?: () => Promise<SpiceAddress & { password?: string }>;
   /** The port channel to use: SPICE_CHANNEL_WEBDAV (default). */
   channelType?: number;
   /** Its id; default the first one the server lists. */
@@ -76,8 +77,8 @@ export class SpiceTransport extends EventEmitter implements Transport {
   #running: Promise<void> = Promise.resolve();
   #session: SpiceSession | null = null;
   #link: LinkStream | null = null;
-  /** Where the server is: from the options, or as `locate` last answered. */
-  #address: SpiceAddress | undefined;
+  /** Where the server is: from the options, or as `locate` last answered (with a password, if it gave one). */
+  #address: (SpiceAddress & { password?: string }) | undefined;
 
   constructor(options: SpiceTransportOptions) {
     super();

@@ -15,7 +15,11 @@ test('parseDomDisplay: plain, TLS-only, both ports, wildcard listen, IPv6', () =
   // listen='0.0.0.0' is printed as localhost; we go to 127.0.0.1, which a wildcard listener accepts.
   assert.deepEqual(parseDomDisplay('spice://localhost:5930?tls-port=5931\n', 'vm'), { host: '127.0.0.1', port: 5930, tlsPort: 5931 });
   assert.deepEqual(parseDomDisplay('spice://[::1]:5902\n', 'vm'), { host: '::1', port: 5902 });
-  assert.deepEqual(parseDomDisplay('spice://192.168.1.5:5900?password=secret\n', 'vm'), { host: '192.168.1.5', port: 5900 });
+});
+
+test('parseDomDisplay: the password virsh appends (last, unescaped) is taken whole', () => {
+  assert.deepEqual(parseDomDisplay('spice://192.168.1.5:5900?password=secret\n', 'vm'), { host: '192.168.1.5', port: 5900, password: 'secret' });
+  assert.deepEqual(parseDomDisplay('spice://127.0.0.1:5930?tls-port=5931&password=s3cr&t?x=1\n', 'vm'), { host: '127.0.0.1', port: 5930, tlsPort: 5931, password: 's3cr&t?x=1' });
 });
 
 test('parseDomDisplay: no SPICE display, or one on a unix socket, is HOST_ERR_NO_SPICE_DISPLAY with the fix', () => {
@@ -47,7 +51,41 @@ test('DomainLocator: asks virsh domdisplay --type spice for the domain, on the g
   const v = scripted({ 'qemu+ssh://h/system': ok('spice://10.0.0.2:5900\n') });
   const loc = new DomainLocator({ domain: 'vm', connect: 'qemu+ssh://h/system', run: v.run });
   assert.deepEqual(await loc.locate(), { host: '10.0.0.2', port: 5900 });
-  assert.deepEqual(v.calls, [['-c', 'qemu+ssh://h/system', 'domdisplay', '--type', 'spice', '--domain', 'vm']]);
+  assert.deepEqual(v.calls, [['-c', 'qemu+ssh://h/system', 'domdisplay', '--type', 'spice', '--include-password', '--domain', 'vm']]);
+  // With a password from elsewhere, libvirt's is not asked for.
+  const w = scripted({ x: ok('spice://10.0.0.2:5900\n') });
+  await new DomainLocator({ domain: 'vm', connect: 'x', password: false, run: w.run }).locate();
+  assert.ok(!w.calls[0]?.includes('--include-password'));
+});
+
+const FORBIDDEN = 'error: Failed to get domain description xml\nerror: operation forbidden: virDomainGetXMLDesc with secure flag\n';
+
+test('DomainLocator: a connection that may not see the password gives the address alone, and is not asked again', async () => {
+  const calls: string[][] = [];
+  const run = async (args: string[]): Promise<VirshResult> => {
+    calls.push(args);
+    return args.includes('--include-password') ? fail(FORBIDDEN) : ok('spice://127.0.0.1:5900\n');
+  };
+  const loc = new DomainLocator({ domain: 'vm', connect: 'qemu:///system', run });
+  assert.deepEqual(await loc.locate(), { host: '127.0.0.1', port: 5900 });
+  await loc.locate();
+  assert.deepEqual(calls.map((c) => c.includes('--include-password')), [true, false, false]);
+
+  // libvirtd down: both forms fail; the password is still asked for once it is back.
+  let down = true;
+  const calls2: string[][] = [];
+  const flaky = new DomainLocator({
+    domain: 'vm',
+    connect: 'x',
+    run: async (args) => {
+      calls2.push(args);
+      return down ? fail('error: failed to connect to the hypervisor\n') : ok('spice://127.0.0.1:5900?password=pw\n');
+    },
+  });
+  await assert.rejects(flaky.locate(), (e: Error) => hasCode(e, 'HOST_ERR_LIBVIRT'));
+  down = false;
+  assert.deepEqual(await flaky.locate(), { host: '127.0.0.1', port: 5900, password: 'pw' });
+  assert.deepEqual(calls2.map((c) => c.includes('--include-password')), [true, false, true]);
 });
 
 test('DomainLocator: a domain unknown to the default connection is looked up in qemu:///system, which is then kept', async () => {
