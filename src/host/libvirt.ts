@@ -60,15 +60,29 @@ const UNKNOWN_OPTION = /doesn't support option|unknown option|unexpected data/i;
 // :: alike, where "localhost" could resolve to ::1 first.
 const WILDCARD = new Set(['localhost', '0.0.0.0', '::', '[::]']);
 
-/** The `virsh` on PATH, in the C locale so that its error messages can be recognised. */
-export const runVirsh: VirshRunner = (args) =>
-  new Promise((resolve, reject) => {
-    execFile('virsh', args, { env: { ...process.env, LC_ALL: 'C' }, timeout: 30_000, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = (err as NodeJS.ErrnoException | null)?.code;
-      if (code === 'ENOENT') return reject(err as Error);
-      resolve({ code: err === null ? 0 : typeof code === 'number' ? code : 1, stdout, stderr });
+/** How long one virsh call may take by default. */
+const VIRSH_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs virsh (`program`, default the one on PATH) in the C locale, so that its error messages can be recognised,
+ * for at most `timeoutMs`.
+ */
+export function virshRunner(options: { program?: string; timeoutMs?: number } = {}): VirshRunner {
+  const timeoutMs = options.timeoutMs ?? VIRSH_TIMEOUT_MS;
+  return (args) =>
+    new Promise((resolve, reject) => {
+      execFile(options.program ?? 'virsh', args, { env: { ...process.env, LC_ALL: 'C' }, timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+        const code = (err as NodeJS.ErrnoException | null)?.code;
+        if (code === 'ENOENT') return reject(err as Error);
+        // Killed by the timeout (libvirtd hung, or a remote connection that does not answer): say so.
+        const timedOut = (err as { killed?: boolean } | null)?.killed === true;
+        resolve({ code: err === null ? 0 : typeof code === 'number' ? code : 1, stdout, stderr: timedOut ? `${stderr}\nerror: virsh did not answer within ${timeoutMs / 1000} s` : stderr });
+      });
     });
-  });
+}
+
+/** The `virsh` on PATH. */
+export const runVirsh: VirshRunner = virshRunner();
 
 function noSpiceDisplay(domain: string): HostError {
   return new HostError('HOST_ERR_NO_SPICE_DISPLAY', `the domain "${domain}" has no SPICE display: give it <graphics type='spice' autoport='yes'/> (virsh edit ${domain})`);

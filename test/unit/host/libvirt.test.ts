@@ -1,7 +1,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { DomainLocator, parseDomDisplay, LIBVIRT_SYSTEM_URI, type VirshResult } from '../../../src/host/libvirt.js';
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DomainLocator, parseDomDisplay, virshRunner, LIBVIRT_SYSTEM_URI, type VirshResult } from '../../../src/host/libvirt.js';
 import { hasCode } from '../../../src/errors.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 // Outputs as virsh 9.0 prints them (LC_ALL=C), recorded against libvirt's test driver: see
 // test/interop/libvirt-domain.test.ts, which runs the real virsh.
@@ -135,4 +138,15 @@ test('DomainLocator: a virsh without domdisplay --type is asked without it (once
   assert.deepEqual(await loc.locate(), { host: '127.0.0.1', port: 5900 });
   await loc.locate();
   assert.deepEqual(calls.map((c) => c.includes('--type')), [true, false, false]);
+});
+
+test('virshRunner: a virsh that does not answer is killed after the timeout, and the error says so', async (t) => {
+  const dir = await tempDir(t);
+  const hung = join(dir, 'virsh');
+  await writeFile(hung, '#!/bin/sh\nexec sleep 10\n');
+  await chmod(hung, 0o755);
+  const loc = new DomainLocator({ domain: 'vm', connect: 'qemu:///system', run: virshRunner({ program: hung, timeoutMs: 300 }) });
+  const t0 = Date.now();
+  await assert.rejects(loc.locate(), (e: Error) => hasCode(e, 'HOST_ERR_LIBVIRT') && /virsh did not answer within 0\.3 s/.test(e.message));
+  assert.ok(Date.now() - t0 < 5000, 'bounded by the timeout (twice: with and without --include-password)');
 });
