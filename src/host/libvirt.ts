@@ -214,3 +214,21 @@ export class DomainLocator {
     }
   }
 }
+
+/**
+ * The running libvirt domains on virsh's default connection and on qemu:///system, for hints ("which VM did you
+ * mean?"): never throws, an unreachable connection just lists nothing.
+ */
+export async function runningDomains(run: VirshRunner = virshRunner({ timeoutMs: 5000 })): Promise<string[]> {
+  const names = new Set<string>();
+  for (const connect of [undefined, LIBVIRT_SYSTEM_URI]) {
+    try {
+      const r = await run([...(connect ? ['-c', connect] : []), 'list', '--name']);
+      if (r.code !== 0) continue;
+      for (const line of r.stdout.split('\n')) if (line.trim()) names.add(line.trim());
+    } catch {
+      // No virsh: no hint.
+    }
+  }
+  return [...names];
+}

@@ -107,6 +107,13 @@ test('share --domain: an unknown domain, a domain without SPICE and a missing vi
   assert.equal(noVirsh.code, 3, noVirsh.stderr);
   assert.match(noVirsh.stderr, /virsh, which is not installed.*libvirt-clients/);
 
+  // No target at all: not a guess, but the running domains are named (virsh's default connection here is the
+  // test driver's file).
+  const listed = await testDriver(dir, [{ name: 'alpha', spicePort: 5999 }, { name: 'beta', spicePort: 5998 }, { name: 'off', spicePort: 5997, running: false }]);
+  const none = await runCli(['share', dir], { env: { LIBVIRT_DEFAULT_URI: listed } });
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /say how to reach the VM.*running libvirt domains: alpha, beta \(e\.g\. --domain alpha\)/);
+
   const both = await runCli(['share', dir, '--domain', 'vm1', '--spice', 'spice://127.0.0.1:5900']);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /one of --spice, --domain and --qemu-socket/);

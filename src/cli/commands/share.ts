@@ -46,10 +46,13 @@ async function loadShareRuntime() {
 }
 type ShareRuntime = Awaited<ReturnType<typeof loadShareRuntime>>;
 
-async function transportFor(o: ShareCliOptions, log: Logger, { QemuSocketTransport, SpiceTransport, DomainLocator, parseSpiceUri }: ShareRuntime): Promise<{ transport: Transport; target: string }> {
+async function transportFor(o: ShareCliOptions, log: Logger, { QemuSocketTransport, SpiceTransport, DomainLocator, runningDomains, parseSpiceUri }: ShareRuntime): Promise<{ transport: Transport; target: string }> {
   checkTarget(o);
   if (!o.spice && !o.domain && !o.qemuSocket) {
-    throw new CliError('CLI_ERR_TRANSPORT', 'say how to reach the VM: --spice spice://HOST:PORT, --domain NAME (a libvirt VM) or --qemu-socket PATH', ExitCode.USAGE);
+    // Never a guess (sharing a folder with the wrong VM is worse than an error), but name the candidates.
+    const running = await runningDomains();
+    const hint = running.length ? `; running libvirt domains: ${running.join(', ')} (e.g. --domain ${running[0]})` : '';
+    throw new CliError('CLI_ERR_TRANSPORT', `say how to reach the VM: --spice spice://HOST:PORT, --domain NAME (a libvirt VM) or --qemu-socket PATH${hint}`, ExitCode.USAGE);
   }
   if (o.qemuSocket) {
     return { transport: new QemuSocketTransport({ path: o.qemuSocket, log: log.child({ component: 'qemu-socket' }) }), target: o.qemuSocket };
