@@ -22,9 +22,9 @@ export interface SpiceTransportOptions extends Omit<SpiceEndpoint, 'host'> {
   /**
    * Asked before every connection attempt where the server is now, instead of a fixed host and port (e.g.
    * DomainLocator.locate for a libvirt domain, whose port changes each time it starts). A password it returns
-   * replaces `password`. A HostError with
-   * HOST_ERR_DOMAIN_NOT_FOUND, HOST_ERR_NO_SPICE_DISPLAY or HOST_ERR_NO_VIRSH ends the transport; any other
-   * error is waited out like a server that is not up yet.
+   * replaces `password`. HOST_ERR_DOMAIN_NOT_FOUND, HOST_ERR_NO_SPICE_DISPLAY and HOST_ERR_NO_VIRSH end the
+   * transport; HOST_ERR_DOMAIN_NOT_RUNNING is a 'waiting' state, asked again every LOCATE_POLL_MS; any other
+   * error is retried like a server that is not up yet.
    */
   locate?: () => Promise<SpiceAddress & { password?: string }>;
   /** The port channel to use: SPICE_CHANNEL_WEBDAV (default). */
@@ -41,7 +41,9 @@ export interface SpiceTransportOptions extends Omit<SpiceEndpoint, 'host'> {
   viewerCheck?: (host: string, port: number | undefined) => Promise<string | undefined>;
 }
 
-/** Longest wait between two `locate` attempts: a domain started after `share` is found within this. */
+/** How often a domain that is not running is asked about again: it is found this soon after it starts. */
+const LOCATE_POLL_MS = 2000;
+/** Longest wait between two `locate` attempts that failed for another reason (libvirtd down, virsh hung). */
 const LOCATE_RETRY_MAX_MS = 5000;
 
 /** How long after losing the server the takeover probe waits, so a QEMU being killed is not taken for a viewer. */
@@ -131,13 +133,13 @@ export class SpiceTransport extends EventEmitter implements Transport {
             this.#setState({ state: 'closed', error: err as Error, detail: (err as Error).message });
             return;
           }
-          const delay = Math.min(this.#backoff.next(), LOCATE_RETRY_MAX_MS);
           if (hasCode(err, 'HOST_ERR_DOMAIN_NOT_RUNNING')) {
-            // Expected while the VM is off: a waiting state (said once, as long as it stays the same), no warning.
+            // Expected while the VM is off: a waiting state (said once, as long as it stays the same), no warning,
+            // and a steady poll that leaves the connection backoff alone for when it starts.
             this.#setState({ state: 'waiting', detail: (err as Error).message, error: err as Error });
-            await this.#sleep(delay);
+            await this.#sleep(LOCATE_POLL_MS);
           } else {
-            await this.#retry(err as Error, delay);
+            await this.#retry(err as Error, Math.min(this.#backoff.next(), LOCATE_RETRY_MAX_MS));
           }
           continue;
         }
