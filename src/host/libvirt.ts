@@ -88,11 +88,30 @@ function noSpiceDisplay(domain: string): HostError {
   return new HostError('HOST_ERR_NO_SPICE_DISPLAY', `the domain "${domain}" has no SPICE display: give it <graphics type='spice' autoport='yes'/> (virsh edit ${domain})`);
 }
 
+/** The host of a remote libvirt connection URI (qemu+ssh://user@vmhost/system → vmhost); undefined when local. */
+export function remoteHostOf(connect: string | undefined): string | undefined {
+  if (connect === undefined) return undefined;
+  let host: string;
+  try {
+    host = new URL(connect).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return undefined;
+  }
+  return host === '' || isLoopback(host) ? undefined : host;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
 /**
- * Parse what `virsh domdisplay` printed into a SPICE address. A server listening on every address
- * (0.0.0.0, ::, printed as localhost) is reached on 127.0.0.1. Throws HOST_ERR_NO_SPICE_DISPLAY when there is no TCP SPICE URI.
+ * Parse what `virsh domdisplay` printed into a SPICE address. A server listening on every address (0.0.0.0, ::,
+ * printed as localhost) is reached on 127.0.0.1, or on `remoteHost` for a domain of a remote libvirt; one that
+ * listens on loopback only cannot be reached from another machine, and an address that would lead to this
+ * machine's loopback instead (another VM's port, perhaps) is refused. Throws HOST_ERR_NO_SPICE_DISPLAY when there
+ * is no usable TCP SPICE URI.
  */
-export function parseDomDisplay(output: string, domain: string): DomainSpiceAddress {
+export function parseDomDisplay(output: string, domain: string, remoteHost?: string): DomainSpiceAddress {
   const uri = output
     .split('\n')
     .map((l) => l.trim())
@@ -108,7 +127,13 @@ export function parseDomDisplay(output: string, domain: string): DomainSpiceAddr
   const p = uri.search(/[?&]password=/);
   const address: DomainSpiceAddress = parseSpiceUri(p < 0 ? uri : uri.slice(0, p));
   if (p >= 0) address.password = uri.slice(p + '?password='.length);
-  if (WILDCARD.has(address.host)) address.host = '127.0.0.1';
+  if (WILDCARD.has(address.host)) address.host = remoteHost ?? '127.0.0.1';
+  else if (remoteHost !== undefined && isLoopback(address.host)) {
+    throw new HostError(
+      'HOST_ERR_NO_SPICE_DISPLAY',
+      `the domain "${domain}" on ${remoteHost} has its SPICE server on ${address.host}, that machine's loopback, which this one cannot reach: give it <listen type='address' address='0.0.0.0'/>, or tunnel the port (ssh -L) and use --spice`,
+    );
+  }
   return address;
 }
 
@@ -161,7 +186,7 @@ export class DomainLocator {
         r = system;
       }
     }
-    if (r.code === 0) return parseDomDisplay(r.stdout, this.domain);
+    if (r.code === 0) return parseDomDisplay(r.stdout, this.domain, remoteHostOf(this.#connect));
     const why = virshMessage(r);
     const where = this.#connect ?? (this.#fallback ? `virsh's default connection or ${LIBVIRT_SYSTEM_URI}` : 'that connection');
     if (NOT_FOUND.test(r.stderr)) {

@@ -2,7 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DomainLocator, parseDomDisplay, virshRunner, LIBVIRT_SYSTEM_URI, type VirshResult } from '../../../src/host/libvirt.js';
+import { DomainLocator, parseDomDisplay, remoteHostOf, virshRunner, LIBVIRT_SYSTEM_URI, type VirshResult } from '../../../src/host/libvirt.js';
 import { hasCode } from '../../../src/errors.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -33,6 +33,27 @@ test('parseDomDisplay: no SPICE display, or one on a unix socket, is HOST_ERR_NO
     );
   }
   assert.throws(() => parseDomDisplay('spice+unix:///run/libvirt/qemu/spice.sock\n', 'vm'), (e: Error) => hasCode(e, 'HOST_ERR_NO_SPICE_DISPLAY') && /unix socket/.test(e.message));
+});
+
+test('parseDomDisplay for a remote libvirt: wildcard means the remote host, its loopback is refused', () => {
+  assert.deepEqual(parseDomDisplay('spice://localhost:5900\n', 'vm', 'vmhost'), { host: 'vmhost', port: 5900 });
+  assert.deepEqual(parseDomDisplay('spice://192.168.1.9:5900\n', 'vm', 'vmhost'), { host: '192.168.1.9', port: 5900 });
+  for (const loop of ['127.0.0.1', '[::1]']) {
+    assert.throws(
+      () => parseDomDisplay(`spice://${loop}:5900\n`, 'vm', 'vmhost'),
+      (e: Error) => hasCode(e, 'HOST_ERR_NO_SPICE_DISPLAY') && /on vmhost has its SPICE server on .*loopback/.test(e.message) && /ssh -L/.test(e.message),
+    );
+  }
+  assert.equal(remoteHostOf('qemu+ssh://root@vmhost:2222/system'), 'vmhost');
+  assert.equal(remoteHostOf('qemu+tcp://[fd00::5]/system'), 'fd00::5');
+  for (const local of [undefined, 'qemu:///system', 'qemu:///session', 'test:///default', 'qemu+ssh://localhost/system', 'qemu+unix:///system']) {
+    assert.equal(remoteHostOf(local), undefined, String(local));
+  }
+});
+
+test('DomainLocator: a remote connection gets the remote host for a wildcard listener', async () => {
+  const v = scripted({ 'qemu+ssh://vmhost/system': ok('spice://localhost:5901?tls-port=5902\n') });
+  assert.deepEqual(await new DomainLocator({ domain: 'vm', connect: 'qemu+ssh://vmhost/system', run: v.run }).locate(), { host: 'vmhost', port: 5901, tlsPort: 5902 });
 });
 
 /** A virsh stand-in that answers from a table keyed by the connection (-c URI, or "" for the default). */
