@@ -7,7 +7,8 @@ export type { Transport, TransportEvents, TransportState, TransportStateName } f
 export { SpiceTransport, type SpiceTransportOptions } from './transports/spice.js';
 export { QemuSocketTransport, type QemuSocketTransportOptions } from './transports/qemu-socket.js';
 export { MemoryTransport, createMemoryTransport, type MemoryPortDevice } from './transports/memory.js';
-export { DomainLocator, parseDomDisplay, remoteHostOf, runVirsh, virshRunner, runningDomains, LIBVIRT_SYSTEM_URI, type DomainLocatorOptions, type DomainSpiceAddress, type VirshRunner, type VirshResult } from './libvirt.js';
+export { DomainLocator, runVirsh, virshRunner, runningDomains, LIBVIRT_SYSTEM_URI, type DomainLocatorOptions, type VirshRunner, type VirshResult } from './libvirt.js';
+export { parseDomDisplay, remoteHostOf, type DomainSpiceAddress } from './domdisplay.js';
 export { LinkStream } from './link-stream.js';
 export { Backoff, type BackoffOptions, DEFAULT_INITIAL_DELAY_MS, DEFAULT_MAX_DELAY_MS } from './backoff.js';
 export { HostError, type HostErrorCode, WEBDAV_PORT_HOWTO, ONE_CLIENT_HOWTO } from './errors.js';

@@ -1,28 +1,19 @@
 /**
  * Finding a libvirt domain's SPICE server: `spicedav share DIR --domain NAME`. virt-manager and virsh pick the
  * SPICE port themselves (autoport), so users do not know it, and it changes each time the domain starts. libvirt
- * tells it through `virsh domdisplay --type spice NAME`, which prints one URI:
- *
- *     spice://127.0.0.1:5900
- *     spice://127.0.0.1:5900?tls-port=5901
- *     spice://localhost:5930?tls-port=5931   (listening on every address)
- *     spice://127.0.0.1?tls-port=5901        (TLS only)
- *     spice+unix:///run/libvirt/...          (<listen type='socket'>: no TCP port)
- *     spice://127.0.0.1:5900?password=p&w?d  (--include-password: the password as is, unescaped, last)
+ * tells it through `virsh domdisplay --type spice NAME` (what it prints: domdisplay.ts).
  *
  * The transport asks again before every connection attempt, so a domain that is restarted on a new port, or
  * started after `share`, is found. Running virsh (rather than speaking libvirt's RPC protocol) keeps its
  * connection URIs, authentication and polkit rules exactly as the user has them.
  */
 import { execFile } from 'node:child_process';
-import { parseSpiceUri, type SpiceAddress } from '../spice/index.js';
 import { HostError } from './errors.js';
+import { noSpiceDisplay, parseDomDisplay, remoteHostOf, type DomainSpiceAddress } from './domdisplay.js';
 
 /** Where virt-manager keeps its VMs; tried when the default connection does not know the domain. */
 export const LIBVIRT_SYSTEM_URI = 'qemu:///system';
 
-/** A SPICE address as libvirt gives it: with the domain's SPICE password when it has one and we may see it. */
-export type DomainSpiceAddress = SpiceAddress & { password?: string };
 
 /** What virsh printed and how it exited. */
 export interface VirshResult {
@@ -56,9 +47,6 @@ const NO_DISPLAY = /no graphical display/i;
 /** Answers about the domain itself, which no other set of options would change. */
 const KNOWN_FAILURE = [NOT_FOUND, NOT_RUNNING, NO_DISPLAY];
 const UNKNOWN_OPTION = /doesn't support option|unknown option|unexpected data/i;
-// virsh prints "localhost" for a server listening on every address; 127.0.0.1 reaches 0.0.0.0 and a dual-stack
-// :: alike, where "localhost" could resolve to ::1 first.
-const WILDCARD = new Set(['localhost', '0.0.0.0', '::', '[::]']);
 
 /** How long one virsh call may take by default. */
 const VIRSH_TIMEOUT_MS = 30_000;
@@ -84,58 +72,6 @@ export function virshRunner(options: { program?: string; timeoutMs?: number } = 
 /** The `virsh` on PATH. */
 export const runVirsh: VirshRunner = virshRunner();
 
-function noSpiceDisplay(domain: string): HostError {
-  return new HostError('HOST_ERR_NO_SPICE_DISPLAY', `the domain "${domain}" has no SPICE display: give it <graphics type='spice' autoport='yes'/> (virsh edit ${domain})`);
-}
-
-/** The host of a remote libvirt connection URI (qemu+ssh://user@vmhost/system → vmhost); undefined when local. */
-export function remoteHostOf(connect: string | undefined): string | undefined {
-  if (connect === undefined) return undefined;
-  let host: string;
-  try {
-    host = new URL(connect).hostname.replace(/^\[(.*)\]$/, '$1');
-  } catch {
-    return undefined;
-  }
-  return host === '' || isLoopback(host) ? undefined : host;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
-
-/**
- * Parse what `virsh domdisplay` printed into a SPICE address. A server listening on every address (0.0.0.0, ::,
- * printed as localhost) is reached on 127.0.0.1, or on `remoteHost` for a domain of a remote libvirt; one that
- * listens on loopback only cannot be reached from another machine, and an address that would lead to this
- * machine's loopback instead (another VM's port, perhaps) is refused. Throws HOST_ERR_NO_SPICE_DISPLAY when there
- * is no usable TCP SPICE URI.
- */
-export function parseDomDisplay(output: string, domain: string, remoteHost?: string): DomainSpiceAddress {
-  const uri = output
-    .split('\n')
-    .map((l) => l.trim())
-    .find((l) => /^spice(\+\w+)?:\/\//.test(l));
-  if (uri === undefined) throw noSpiceDisplay(domain);
-  if (uri.startsWith('spice+unix:')) {
-    throw new HostError(
-      'HOST_ERR_NO_SPICE_DISPLAY',
-      `the domain "${domain}" has its SPICE display on a unix socket (${uri}), which spicedav cannot reach: give it <listen type='address' address='127.0.0.1'/>, or use --qemu-socket`,
-    );
-  }
-  // virsh appends the password last and does not escape it: it is everything after "password=".
-  const p = uri.search(/[?&]password=/);
-  const address: DomainSpiceAddress = parseSpiceUri(p < 0 ? uri : uri.slice(0, p));
-  if (p >= 0) address.password = uri.slice(p + '?password='.length);
-  if (WILDCARD.has(address.host)) address.host = remoteHost ?? '127.0.0.1';
-  else if (remoteHost !== undefined && isLoopback(address.host)) {
-    throw new HostError(
-      'HOST_ERR_NO_SPICE_DISPLAY',
-      `the domain "${domain}" on ${remoteHost} has its SPICE server on ${address.host}, that machine's loopback, which this one cannot reach: give it <listen type='address' address='0.0.0.0'/>, or tunnel the port (ssh -L) and use --spice`,
-    );
-  }
-  return address;
-}
 
 /** The first line of virsh's complaint, without its "error: " prefixes. */
 function virshMessage(r: VirshResult): string {
