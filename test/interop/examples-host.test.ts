@@ -2,10 +2,12 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { repoRoot } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
 
 /**
  * Starts an example QEMU script paused (-S) with a monitor on stdin, quits it, and returns what QEMU said.
@@ -57,4 +59,28 @@ test('examples/host/libvirt-domain.xml validates against libvirt\'s domain schem
   // The channel that makes sharing work is there, with the exact port name spice-webdavd opens.
   const xml = readFileSync(file, 'utf8');
   assert.match(xml, /<channel type='spiceport'>\s*<source channel='org\.spice-space\.webdav\.0'\/>\s*<target type='virtio' name='org\.spice-space\.webdav\.0'\/>/);
+});
+
+test('examples/host/spicedav-share@.service: systemd-analyze verify is clean; its flags exist; fatal exit codes are not retried', async (t) => {
+  if (!requireTool(t, 'systemd-analyze', 'systemd')) return;
+  const unit = readFileSync(join(repoRoot, 'examples/host/spicedav-share@.service'), 'utf8');
+  const exec = /^ExecStart=(\S+) share \$\{SPICEDAV_SHARE_DIR\} (.*)$/m.exec(unit);
+  assert.ok(exec, 'ExecStart runs share on the configured folder');
+  assert.match(exec[2] as string, /--domain %I/);
+  const help = (await runCli(['share', '--help'])).stdout + (await runCli(['--help'])).stdout;
+  for (const flag of (exec[2] as string).match(/--[a-z-]+/g) ?? []) assert.ok(help.includes(flag), `spicedav share knows ${flag}`);
+  const noRestart = /^RestartPreventExitStatus=(.*)$/m.exec(unit)?.[1]?.split(/\s+/).map(Number);
+  assert.deepEqual(noRestart, [ExitCode.USAGE, ExitCode.ENVIRONMENT, ExitCode.CONNECTION]);
+
+  // verify needs the ExecStart binary to exist, and a template needs an instance: a stand-in and vm1.
+  const dir = await tempDir(t);
+  const bin = join(dir, 'spicedav');
+  writeFileSync(bin, '#!/bin/sh\n');
+  chmodSync(bin, 0o755);
+  const copy = join(dir, 'spicedav-share@vm1.service');
+  writeFileSync(copy, unit.replace(exec[1] as string, bin));
+  const r = spawnSync('systemd-analyze', ['verify', '--man=no', copy], { encoding: 'utf8' });
+  const complaints = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('spicedav-share'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(complaints, [], 'no warnings about the unit (unknown keys only warn, so they are checked here)');
 });
