@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody } from './harness.js';
@@ -213,3 +214,34 @@ function propfindFrom(port: number) {
     req.end(propfindBody('getetag'));
   });
 }
+
+test('a full disk: PUT gets 507, the old file stays, no temporary file is left, and the space comes back', { timeout: 30_000 }, async (t) => {
+  const h = await startServer(t);
+  // A 1 MiB tmpfs inside the share stands for a full disk (mounting needs root: CI runs as root).
+  const small = join(h.root, 'small');
+  await mkdir(small);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small], { stdio: 'pipe' });
+  } catch (err) {
+    if (process.env.CI === 'true') throw err;
+    t.skip(`cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); CI runs this as root`);
+    return;
+  }
+  try {
+    await writeFile(join(small, 'old.txt'), 'the old content');
+    const big = Buffer.alloc(2 * 1024 * 1024, 0x61);
+    const replace = await h.req('PUT', '/small/old.txt', { body: big });
+    assert.equal(replace.status, 507, replace.body);
+    assert.match(replace.body, /no space left/);
+    assert.equal(await readFile(join(small, 'old.txt'), 'utf8'), 'the old content');
+    const created = await h.req('PUT', '/small/new.bin', { body: big });
+    assert.equal(created.status, 507);
+    assert.deepEqual((await readdir(small)).sort(), ['old.txt'], 'no partial file, no temporary file');
+    // The space of the failed uploads is free again: a file that fits goes through.
+    const fits = await h.req('PUT', '/small/fits.bin', { body: Buffer.alloc(900 * 1024, 0x62) });
+    assert.equal(fits.status, 201);
+    assert.equal((await h.req('GET', '/small/old.txt')).body, 'the old content');
+  } finally {
+    execFileSync('umount', [small]);
+  }
+});
