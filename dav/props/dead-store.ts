@@ -11,10 +11,11 @@
  *                              {"mv":["/a","/b"]}  {"cp":["/a","/b"]}  {"rm":"/a"}
  *
  * Every change is one appended line, so a PROPPATCH is all-or-nothing even across a crash (a torn last line is
- * ignored on replay). Values are the property element serialised with its exact namespaces, any Unicode.
+ * ignored on replay). A line that could not be written whole (a full disk) is cut off again at once, so the next
+ * line does not land after its torn half. Values are the property element serialised with its exact namespaces, any Unicode.
  * The journal is compacted into a snapshot when it grows to several times the live data.
  */
-import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isWithin, type DavPath } from '../paths.js';
 import { DavError } from '../errors.js';
@@ -44,6 +45,8 @@ export class DeadPropStore {
   readonly #file: string | null;
   readonly #log: Logger;
   #fh: FileHandle | null = null;
+  /** The journal's length after the last whole line: where a failed append is cut back to. */
+  #size = 0;
   #lines = 0;
   #queue: Promise<void> = Promise.resolve();
   #generation = 0;
@@ -73,7 +76,7 @@ export class DeadPropStore {
           log.warn({ file }, 'dead-property journal: skipping a torn or unreadable line');
         }
       }
-      await store.#compact();
+      await store.#compactOrKeep();
     }
     return store;
   }
@@ -118,13 +121,9 @@ export class DeadPropStore {
   #commit(op: Op): Promise<void> {
     if (!this.#touches(op)) return Promise.resolve();
     const run = async () => {
-      if (this.#file) {
-        this.#fh ??= await open(this.#file, 'a', 0o600);
-        await this.#fh.write(JSON.stringify(op) + '\n');
-        this.#lines++;
-      }
+      if (this.#file) await this.#append(JSON.stringify(op) + '\n');
       this.#apply(op);
-      if (this.#lines > 1000 && this.#lines > 4 * this.#props.size) await this.#compact();
+      if (this.#lines > 1000 && this.#lines > 4 * this.#props.size) await this.#compactOrKeep();
     };
     const p = this.#queue.then(run);
     this.#queue = p.catch(() => {});
@@ -159,6 +158,38 @@ export class DeadPropStore {
         if (isWithin(p, to) || ('mv' in op && isWithin(p, from))) this.#props.delete(p);
       }
       for (const [p, m] of moved) this.#props.set(p, m);
+    }
+  }
+
+  /** Append one whole line, or nothing: a short or failed write is cut back off and reported. */
+  async #append(line: string): Promise<void> {
+    if (this.#fh === null) {
+      this.#fh = await open(this.#file as string, 'a', 0o600);
+      this.#size = (await this.#fh.stat()).size;
+    }
+    const bytes = Buffer.from(line);
+    let written = 0;
+    try {
+      // A regular file takes a short write only when the disk fills up; the next one then fails with ENOSPC.
+      while (written < bytes.length) written += (await this.#fh.write(bytes, written, bytes.length - written)).bytesWritten;
+    } catch (err) {
+      await this.#fh.truncate(this.#size).catch((e: unknown) => this.#log.warn({ file: this.#file, err: (e as Error).message }, 'dead-property journal: cannot cut a torn line off'));
+      throw err;
+    }
+    this.#size += bytes.length;
+    this.#lines++;
+  }
+
+  /**
+   * Compaction only saves space: when it cannot be done (a full disk), the journal it would have replaced is
+   * still whole, so this warns and goes on with it.
+   */
+  async #compactOrKeep(): Promise<void> {
+    try {
+      await this.#compact();
+    } catch (err) {
+      this.#log.warn({ file: this.#file, err: (err as Error).message }, 'dead-property journal: compaction failed; keeping the journal as it is');
+      await rm(`${this.#file}.tmp`, { force: true }).catch(() => {});
     }
   }
 

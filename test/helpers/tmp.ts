@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,4 +9,25 @@ export async function tempDir(t: Pick<TestContext, 'after'>, prefix = 'spicedav-
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * Mount a tmpfs of `size` (e.g. '1m') on the empty folder `dir`: a small disk that fills up. Mounting needs root,
+ * which CI has; elsewhere the test is skipped and false returned. Unmount with {@link unmountTmpfs} in a
+ * `finally` of the test body: after-hooks run in the order registered, so a tempDir's removal would come first.
+ */
+export function mountTmpfs(t: Pick<TestContext, 'skip'>, dir: string, size: string): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+    return true;
+  } catch (err) {
+    if (process.env.CI === 'true') throw err;
+    t.skip(`cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); CI runs this as root`);
+    return false;
+  }
+}
+
+/** Undo {@link mountTmpfs}; lazily, so that a file a failed test left open does not hide that test's error. */
+export function unmountTmpfs(dir: string): void {
+  execFileSync('umount', ['--lazy', dir]);
 }

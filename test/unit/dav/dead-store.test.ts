@@ -1,10 +1,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeadPropStore, propKey } from '../../../dav/props/dead-store.js';
 import { silentLogger } from '../../../src/log.js';
-import { tempDir } from '../../helpers/tmp.js';
+import { mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
+import type { Logger } from '../../../src/log.js';
 
 const prop = (ns: string, name: string, value: string) => ({ ns, name, xml: `<x:${name} xmlns:x="${ns}">${value}</x:${name}>` });
 
@@ -62,4 +63,41 @@ test('an in-memory store (no file) works the same and bumps its generation', asy
   assert.ok(s.generation > g);
   assert.ok(s.get('/a'));
   await s.close();
+});
+
+test('a full disk: the change fails whole, no torn line is left for the next one, and compaction failing is not fatal', async (t) => {
+  const state = join(await tempDir(t), 'state');
+  await mkdir(state);
+  if (!mountTmpfs(t, state, '64k')) return;
+  try {
+    const warnings: string[] = [];
+    const log = { ...silentLogger, warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as Logger;
+    const file = join(state, 'props.jsonl');
+    const s = await DeadPropStore.open(file, log);
+    await s.patch('/kept', [prop('u', 'a', 'before')], []);
+    // Fill the disk but for a few KiB, then a value larger than that: the write is short, then fails.
+    await writeFile(join(state, 'filler'), Buffer.alloc(64 * 1024 - 8192));
+    await assert.rejects(s.patch('/big', [prop('u', 'b', 'x'.repeat(20_000))], []), (e: Error & { code?: string }) => e.code === 'DAV_ERR_PROPSTORE' && /ENOSPC|no space/i.test(e.message));
+    assert.equal(s.get('/big'), undefined, 'not applied in memory either');
+    await rm(join(state, 'filler'));
+    await s.patch('/after', [prop('u', 'c', 'after')], []);
+    await s.close();
+
+    const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+    assert.equal(lines.length, 2, 'two whole lines, nothing of the failed one');
+    const again = await DeadPropStore.open(file, log);
+    assert.deepEqual([...(again.get('/kept')?.keys() ?? [])], [propKey('u', 'a')]);
+    assert.deepEqual([...(again.get('/after')?.keys() ?? [])], [propKey('u', 'c')]);
+    assert.deepEqual(warnings, [], 'nothing torn to skip on replay');
+    await again.close();
+
+    // Opening compacts; with the disk full that fails, and the store opens anyway on its whole journal.
+    await writeFile(join(state, 'filler'), Buffer.alloc(64 * 1024 - 4096)).catch(() => {});
+    const full = await DeadPropStore.open(file, log);
+    assert.deepEqual([...(full.get('/after')?.keys() ?? [])], [propKey('u', 'c')]);
+    assert.ok(warnings.some((w) => /compaction failed/.test(w)), warnings.join('; '));
+    await full.close();
+  } finally {
+    unmountTmpfs(state);
+  }
 });
