@@ -29,25 +29,24 @@ async function copyOrMove(ctx: RequestContext, move: boolean): Promise<void> {
   checkLocks(ctx, dest, { depthInfinity: true, membership: true });
   const { storage, props, locks } = ctx.dav;
   const existing = await storage.stat(dest);
-  if (existing) {
-    if (!overwrite) throw preconditionFailed(`${dest} exists and Overwrite is F`);
-    const failures = await storage.remove(dest);
-    await props.removeTree(dest);
-    if (failures.length) {
-      const ms = new MultiStatus(ctx.res);
-      for (const f of failures) await ms.add(statusResponse(hrefOf(f.path, false), f.error.status, f.error));
-      await ms.end();
-      return;
-    }
+  if (existing && !overwrite) throw preconditionFailed(`${dest} exists and Overwrite is F`);
+  // With Overwrite: T the destination is replaced; the storage does it so that a copy which fails part-way (a
+  // full disk) leaves the old destination whole instead of deleting it first.
+  const failures = move ? await storage.move(ctx.path, dest, existing !== null) : await storage.copy(ctx.path, dest, src.collection ? depth : 0, existing !== null);
+  if (failures.length) {
+    const ms = new MultiStatus(ctx.res);
+    for (const f of failures) await ms.add(statusResponse(hrefOf(f.path, false), f.error.status, f.error));
+    await ms.end();
+    return;
   }
+  if (existing) await props.removeTree(dest);
   if (move) {
-    await storage.move(ctx.path, dest);
     await props.moveTree(ctx.path, dest);
     locks.removeWithin(ctx.path);
+  } else if (depth === 'infinity') {
+    await props.copyTree(ctx.path, dest);
   } else {
-    await storage.copy(ctx.path, dest, src.collection ? depth : 0);
-    if (depth === 'infinity') await props.copyTree(ctx.path, dest);
-    else await props.patch(dest, [...(props.get(ctx.path) ?? [])].map(([k, xml]) => ({ ...splitKey(k), xml })), []);
+    await props.patch(dest, [...(props.get(ctx.path) ?? [])].map(([k, xml]) => ({ ...splitKey(k), xml })), []);
   }
   send(ctx.res, existing ? 204 : 201, existing ? {} : { Location: hrefOf(dest, src.collection) });
 }

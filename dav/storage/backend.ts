@@ -76,10 +76,18 @@ export interface Storage {
   mkcol(path: DavPath): Promise<void>;
   /** Remove a resource and everything below it; returns the members that could not be removed (empty = all gone). */
   remove(path: DavPath): Promise<MemberFailure[]>;
-  /** Copy `from` to `to` (which must not exist); depth 0 copies a collection without its members. */
-  copy(from: DavPath, to: DavPath, depth: 0 | 'infinity'): Promise<void>;
-  /** Move `from` to `to` (which must not exist). */
-  move(from: DavPath, to: DavPath): Promise<void>;
+  /**
+   * Copy `from` to `to`; depth 0 copies a collection without its members. An existing `to` is 412 unless
+   * `replace`; then it is replaced only by a complete copy (a failed copy leaves it as it was). Returns the
+   * members of the old `to` that could not be deleted (nothing is copied then).
+   */
+  copy(from: DavPath, to: DavPath, depth: 0 | 'infinity', replace: boolean): Promise<MemberFailure[]>;
+  /**
+   * Move `from` to `to`. An existing `to` is 412 unless `replace`: a file then replaces a file in one step; a
+   * collection on either side deletes the old `to` first, returning the members that could not be deleted
+   * (nothing is moved then).
+   */
+  move(from: DavPath, to: DavPath, replace: boolean): Promise<MemberFailure[]>;
   /** Set access and/or modification times of the real file. */
   setTimes(path: DavPath, times: { atimeMs?: number; mtimeMs?: number }): Promise<void>;
   /** Free and used bytes of the file system holding `path`. */

@@ -12,7 +12,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Transform, type Readable } from 'node:stream';
 import { dirname } from 'node:path';
 import { DavError, conflict, fsError, notFound } from '../errors.js';
-import { childOf, type Confinement, type DavPath } from '../paths.js';
+import { childOf, type Confinement, type DavPath, type Resolved } from '../paths.js';
 import type { MetaCache } from '../cache.js';
 import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
@@ -198,7 +198,7 @@ export class FsStorage implements Storage {
     options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void },
   ): Promise<{ created: boolean; entry: Entry }> {
     const io = this.#io;
-    const tmp = `${dirname(target)}/.spicedav-${tempName()}.part`;
+    const tmp = tempPath(target);
     let fd: number | null = null;
     try {
       fd = await io.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, oldMode ?? 0o666);
@@ -286,34 +286,66 @@ export class FsStorage implements Storage {
     }
   }
 
-  async copy(from: DavPath, to: DavPath, depth: 0 | 'infinity'): Promise<void> {
+  async copy(from: DavPath, to: DavPath, depth: 0 | 'infinity', replace: boolean): Promise<MemberFailure[]> {
     const src = await this.#conf.resolve(from);
     if (!src.exists) throw notFound(from);
-    const dst = await this.#target(to);
+    const dst = await this.#destination(to, replace);
+    // The copy is made under a temporary name beside the destination and put in place only once complete: a
+    // copy that fails (a full disk, an unreadable member) leaves the destination as it was, and nothing partial.
+    const tmp = tempPath(dst.entry);
     try {
       const st = await this.#io.stat(src.target);
-      if (st.isDirectory() && depth === 0) {
-        await mkdir(dst);
-        return;
+      if (st.isDirectory() && depth === 0) await mkdir(tmp);
+      else {
+        await (await fsExtra()).copy(src.target, tmp, {
+          dereference: false,
+          errorOnExist: true,
+          overwrite: false,
+          preserveTimestamps: true,
+          filter: (p: string) => !TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1)),
+        });
       }
-      await (await fsExtra()).copy(src.target, dst, {
-        dereference: false,
-        errorOnExist: true,
-        overwrite: false,
-        preserveTimestamps: true,
-        filter: (p: string) => !TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1)),
-      });
     } catch (err) {
+      await (await fsExtra()).remove(tmp).catch(() => {});
       throw fsError(err, to);
     }
+    return this.#install(tmp, dst, to);
   }
 
-  async move(from: DavPath, to: DavPath): Promise<void> {
+  async move(from: DavPath, to: DavPath, replace: boolean): Promise<MemberFailure[]> {
     const src = await this.#conf.resolve(from);
     if (!src.exists) throw notFound(from);
-    const dst = await this.#target(to);
+    const dst = await this.#destination(to, replace);
+    const fs = await fsExtra();
     try {
-      await (await fsExtra()).move(src.entry, dst, { overwrite: false });
+      if (dst.exists && !src.stats?.isDirectory() && !dst.stats?.isDirectory()) {
+        // A file over a file: rename replaces it in one step. Across file systems (a mount inside the share)
+        // the file is copied beside the destination first, so a failed copy leaves the destination whole.
+        try {
+          await this.#io.rename(src.entry, dst.entry);
+          return [];
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        }
+        const tmp = tempPath(dst.entry);
+        try {
+          await fs.copy(src.entry, tmp, { dereference: false, errorOnExist: true, preserveTimestamps: true });
+          await this.#io.rename(tmp, dst.entry);
+        } catch (err) {
+          await fs.remove(tmp).catch(() => {});
+          throw err;
+        }
+        await this.#io.unlink(src.entry);
+        return [];
+      }
+      // A collection on either side: RFC 4918 §9.9.3's order, the destination deleted first (what cannot be
+      // deleted is reported, and nothing is moved), then one rename (a copy and delete across file systems).
+      if (dst.exists) {
+        const failures = await this.remove(to);
+        if (failures.length) return failures;
+      }
+      await fs.move(src.entry, dst.target, { overwrite: false });
+      return [];
     } catch (err) {
       throw fsError(err, to);
     }
@@ -340,13 +372,40 @@ export class FsStorage implements Storage {
     }
   }
 
-  /** Resolve a destination that must not exist yet and whose parent must be a collection. */
-  async #target(to: DavPath): Promise<string> {
+  /** Resolve a COPY/MOVE destination: 412 when it exists and may not be replaced, 409 without a parent collection. */
+  async #destination(to: DavPath, replace: boolean): Promise<Resolved> {
     const dst = await this.#conf.resolve(to);
-    if (dst.exists) throw new DavError(412, 'DAV_ERR_EXISTS', `${to} already exists`);
-    if (!dst.parentIsDir) throw conflict(`the parent collection of ${to} does not exist`);
-    return dst.target;
+    if (dst.exists && !replace) throw new DavError(412, 'DAV_ERR_EXISTS', `${to} already exists`);
+    if (!dst.exists && !dst.parentIsDir) throw conflict(`the parent collection of ${to} does not exist`);
+    return dst;
   }
+
+  /**
+   * Put a finished copy (at `tmp`, beside the destination) in the destination's place. A file replaces a file
+   * in one rename; anything else replaces a collection (or a file by a collection) by deleting the old one first,
+   * and when that fails for some members they are reported, the copy is discarded, and nothing is installed.
+   */
+  async #install(tmp: string, dst: Resolved, to: DavPath): Promise<MemberFailure[]> {
+    try {
+      if (dst.exists && (dst.stats?.isDirectory() || (await this.#io.lstat(tmp)).isDirectory())) {
+        const failures = await this.remove(to);
+        if (failures.length) {
+          await (await fsExtra()).remove(tmp).catch(() => {});
+          return failures;
+        }
+      }
+      await this.#io.rename(tmp, dst.entry);
+      return [];
+    } catch (err) {
+      await (await fsExtra()).remove(tmp).catch(() => {});
+      throw fsError(err, to);
+    }
+  }
+}
+
+/** A temporary name in the same directory as `path` (TEMP_NAME: hidden from listings, skipped by copies). */
+function tempPath(path: string): string {
+  return `${dirname(path)}/.spicedav-${tempName()}.part`;
 }
 
 function special(path: DavPath): DavError {

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody } from './harness.js';
@@ -235,6 +235,54 @@ test('a full disk: PUT gets 507, the old file stays, no temporary file is left, 
     const fits = await h.req('PUT', '/small/fits.bin', { body: Buffer.alloc(900 * 1024, 0x62) });
     assert.equal(fits.status, 201);
     assert.equal((await h.req('GET', '/small/old.txt')).body, 'the old content');
+  } finally {
+    unmountTmpfs(small);
+  }
+});
+
+test('a full disk: COPY over a file or a collection keeps it whole and leaves nothing partial; MOVE across file systems too', { timeout: 30_000 }, async (t) => {
+  const h = await startServer(t);
+  const small = join(h.root, 'small');
+  await mkdir(small);
+  if (!mountTmpfs(t, small, '1m')) return;
+  const names = async () => (await readdir(small)).sort();
+  try {
+    // A file over a file: 600 KiB more do not fit in the 1 MiB.
+    await writeFile(join(small, 'src.bin'), Buffer.alloc(600 * 1024, 1));
+    await writeFile(join(small, 'dst.txt'), 'the old destination');
+    const over = await h.req('COPY', '/small/src.bin', { headers: { destination: '/small/dst.txt', overwrite: 'T' } });
+    assert.equal(over.status, 507, over.body);
+    assert.equal(await readFile(join(small, 'dst.txt'), 'utf8'), 'the old destination');
+    assert.equal((await h.req('COPY', '/small/src.bin', { headers: { destination: '/small/new.bin' } })).status, 507);
+    assert.deepEqual(await names(), ['dst.txt', 'src.bin'], 'no partial copy, no temporary file');
+
+    // A collection over a collection: the first member fits, the second does not.
+    await rm(join(small, 'src.bin'));
+    await mkdir(join(small, 'tree'));
+    await writeFile(join(small, 'tree', 'a.bin'), Buffer.alloc(300 * 1024, 2));
+    await writeFile(join(small, 'tree', 'b.bin'), Buffer.alloc(300 * 1024, 3));
+    await mkdir(join(small, 'old'));
+    await writeFile(join(small, 'old', 'keep.txt'), 'kept');
+    const tree = await h.req('COPY', '/small/tree/', { headers: { destination: '/small/old/', overwrite: 'T' } });
+    assert.equal(tree.status, 507, tree.body);
+    assert.deepEqual(await readdir(join(small, 'old')), ['keep.txt']);
+    assert.equal(await readFile(join(small, 'old', 'keep.txt'), 'utf8'), 'kept');
+    assert.deepEqual(await names(), ['dst.txt', 'old', 'tree']);
+
+    // MOVE of a file from the share's disk over a file on the full one: a copy underneath, which fails.
+    await writeFile(join(h.root, 'big.bin'), Buffer.alloc(600 * 1024, 4));
+    const moved = await h.req('MOVE', '/big.bin', { headers: { destination: '/small/dst.txt', overwrite: 'T' } });
+    assert.equal(moved.status, 507, moved.body);
+    assert.equal(await readFile(join(small, 'dst.txt'), 'utf8'), 'the old destination');
+    assert.equal((await readFile(join(h.root, 'big.bin'))).length, 600 * 1024, 'the source stays');
+    assert.deepEqual(await names(), ['dst.txt', 'old', 'tree']);
+
+    // With room, the same cross-device MOVE replaces the file and removes the source.
+    await rm(join(small, 'tree'), { recursive: true });
+    const ok = await h.req('MOVE', '/big.bin', { headers: { destination: '/small/dst.txt', overwrite: 'T' } });
+    assert.equal(ok.status, 204, ok.body);
+    assert.equal((await readFile(join(small, 'dst.txt'))).length, 600 * 1024);
+    assert.deepEqual((await readdir(h.root)).filter((n) => n !== 'small'), []);
   } finally {
     unmountTmpfs(small);
   }
