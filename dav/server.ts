@@ -131,7 +131,7 @@ export class DavServer extends EventEmitter {
     const cache = (opts.cache ?? local) ? new MetaCache({ maxDirs: limits.maxWatchedDirs, log }) : null;
     this.#cache = cache;
     this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
-      storage: new FsStorage(confinement, { io, cache }),
+      storage: new FsStorage(confinement, { io, cache, log }),
       buffers: new BufferPool(limits.readChunkBytes, 16),
       locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
       props,

@@ -14,6 +14,7 @@ import { dirname } from 'node:path';
 import { DavError, conflict, fsError, notFound } from '../errors.js';
 import { childOf, type Confinement, type DavPath, type Resolved } from '../paths.js';
 import type { MetaCache } from '../cache.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
 import type { Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
@@ -57,7 +58,14 @@ const LIST_BATCH = 256;
 export interface FsStorageOptions {
   io: Io;
   cache: MetaCache | null;
+  log?: Logger;
 }
+
+/**
+ * A temporary older than this that no request of this server is writing was left by a process that died (a
+ * crash, kill -9, power loss) mid-upload or mid-copy: listing its directory removes it.
+ */
+export const STALE_TEMP_MS = 24 * 3600 * 1000;
 
 /** Storage over a real directory. See `Storage` for the error contract. */
 export class FsStorage implements Storage {
@@ -67,11 +75,15 @@ export class FsStorage implements Storage {
   // With the 'never' policy a file is opened with O_NOFOLLOW too, so a link swapped in after the check is not
   // followed either.
   readonly #noFollow: number;
+  readonly #log: Logger;
+  /** Temporaries this server is writing now: never swept, whatever their age. */
+  readonly #active = new Set<string>();
 
   constructor(confinement: Confinement, options: FsStorageOptions) {
     this.#conf = confinement;
     this.#io = options.io;
     this.#cache = options.cache;
+    this.#log = options.log ?? silentLogger;
     this.#noFollow = confinement.policy === 'never' ? C.O_NOFOLLOW : 0;
   }
 
@@ -123,7 +135,10 @@ export class FsStorage implements Storage {
 
   /** Stat one member for a listing; false when it is hidden (temporary, special file, link the policy refuses, gone). */
   async #member(parent: DavPath, real: string, name: string): Promise<Entry | false> {
-    if (TEMP_NAME.test(name)) return false;
+    if (TEMP_NAME.test(name)) {
+      this.#sweepIfStale(real);
+      return false;
+    }
     try {
       let st = await this.#io.lstat(real);
       if (st.isSymbolicLink()) {
@@ -136,6 +151,28 @@ export class FsStorage implements Storage {
     } catch {
       return false;
     }
+  }
+
+  /** Remove a temporary a dead process left behind (see STALE_TEMP_MS), in the background. */
+  #sweepIfStale(real: string): void {
+    if (this.#active.has(real)) return;
+    void (async () => {
+      const st = await lstat(real);
+      if (Date.now() - st.mtimeMs < STALE_TEMP_MS || this.#active.has(real)) return;
+      await (await fsExtra()).remove(real);
+      this.#log.info({ path: real, bytes: st.isFile() ? st.size : undefined }, 'removed a temporary file left by an interrupted upload or copy');
+    })().catch(() => {});
+  }
+
+  /** A new temporary beside `path`, registered as in use until {@link #release}. */
+  #temp(path: string): string {
+    const t = tempPath(path);
+    this.#active.add(t);
+    return t;
+  }
+
+  #release(temp: string): void {
+    this.#active.delete(temp);
   }
 
   async openRead(path: DavPath): Promise<ReadHandle | { entry: Entry; collection: true }> {
@@ -198,7 +235,7 @@ export class FsStorage implements Storage {
     options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void },
   ): Promise<{ created: boolean; entry: Entry }> {
     const io = this.#io;
-    const tmp = tempPath(target);
+    const tmp = this.#temp(target);
     let fd: number | null = null;
     try {
       fd = await io.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, oldMode ?? 0o666);
@@ -239,6 +276,8 @@ export class FsStorage implements Storage {
       if (fd !== null) await io.close(fd).catch(() => {});
       await io.unlink(tmp).catch(() => {});
       throw fsError(err, path);
+    } finally {
+      this.#release(tmp);
     }
   }
 
@@ -292,7 +331,7 @@ export class FsStorage implements Storage {
     const dst = await this.#destination(to, replace);
     // The copy is made under a temporary name beside the destination and put in place only once complete: a
     // copy that fails (a full disk, an unreadable member) leaves the destination as it was, and nothing partial.
-    const tmp = tempPath(dst.entry);
+    const tmp = this.#temp(dst.entry);
     try {
       const st = await this.#io.stat(src.target);
       if (st.isDirectory() && depth === 0) await mkdir(tmp);
@@ -307,9 +346,14 @@ export class FsStorage implements Storage {
       }
     } catch (err) {
       await (await fsExtra()).remove(tmp).catch(() => {});
+      this.#release(tmp);
       throw fsError(err, to);
     }
-    return this.#install(tmp, dst, to);
+    try {
+      return await this.#install(tmp, dst, to);
+    } finally {
+      this.#release(tmp);
+    }
   }
 
   async move(from: DavPath, to: DavPath, replace: boolean): Promise<MemberFailure[]> {
@@ -327,13 +371,15 @@ export class FsStorage implements Storage {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
         }
-        const tmp = tempPath(dst.entry);
+        const tmp = this.#temp(dst.entry);
         try {
           await fs.copy(src.entry, tmp, { dereference: false, errorOnExist: true, preserveTimestamps: true });
           await this.#io.rename(tmp, dst.entry);
         } catch (err) {
           await fs.remove(tmp).catch(() => {});
           throw err;
+        } finally {
+          this.#release(tmp);
         }
         await this.#io.unlink(src.entry);
         return [];

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody } from './harness.js';
@@ -285,5 +285,56 @@ test('a full disk: COPY over a file or a collection keeps it whole and leaves no
     assert.deepEqual((await readdir(h.root)).filter((n) => n !== 'small'), []);
   } finally {
     unmountTmpfs(small);
+  }
+});
+
+test('temporaries a dead process left (a day old) are removed when their folder is listed; ones in use are not', { timeout: 30_000 }, async (t) => {
+  const h = await startServer(t);
+  const dayAgo = (Date.now() - 25 * 3600 * 1000) / 1000;
+  const staleFile = join(h.root, '.spicedav-00000000deadbeef.part');
+  const staleDir = join(h.root, '.spicedav-00000000deadbee0.part');
+  const fresh = join(h.root, '.spicedav-00000000000f4e54.part');
+  await writeFile(staleFile, Buffer.alloc(4096));
+  await mkdir(staleDir);
+  await writeFile(join(staleDir, 'half-copied.txt'), 'x');
+  await writeFile(fresh, 'an upload of another process, just started');
+  for (const p of [staleFile, staleDir]) await utimes(p, dayAgo, dayAgo);
+
+  // An upload of this server, paused half-way, whose temporary looks a day old: in use, so it stays.
+  const put = http.request({ host: '127.0.0.1', port: h.port, method: 'PUT', path: '/slow.bin', headers: { 'content-length': 200_000 } });
+  put.write(Buffer.alloc(100_000, 7));
+  // If an assertion fails, the paused request must not keep the server's close() waiting.
+  let finished = false;
+  try {
+    let own: string | undefined;
+    for (let i = 0; i < 100 && own === undefined; i++) {
+      own = (await readdir(h.root)).find((n) => /^\.spicedav-.*\.part$/.test(n) && ![staleFile, staleDir, fresh].includes(join(h.root, n)));
+      if (own === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(own, 'the paused upload has its temporary');
+    await utimes(join(h.root, own), dayAgo, dayAgo);
+
+    const listing = await h.req('PROPFIND', '/', { headers: { depth: '1' } });
+    assert.equal(listing.status, 207);
+    assert.doesNotMatch(listing.body, /spicedav-/, 'temporaries are never listed');
+    for (let i = 0; i < 100 && (await readdir(h.root)).includes('.spicedav-00000000deadbeef.part'); i++) await new Promise((r) => setTimeout(r, 20));
+    const left = (await readdir(h.root)).sort();
+    assert.ok(!left.includes('.spicedav-00000000deadbeef.part') && !left.includes('.spicedav-00000000deadbee0.part'), `stale ones removed: ${left.join(' ')}`);
+    assert.ok(left.includes('.spicedav-00000000000f4e54.part'), 'a recent one (maybe another server) stays');
+    assert.ok(left.includes(own), 'the one in use stays');
+
+    const done = new Promise<number>((resolve, reject) => {
+      put.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      put.on('error', reject);
+    });
+    put.end(Buffer.alloc(100_000, 7));
+    assert.equal(await done, 201);
+    assert.equal((await readFile(join(h.root, 'slow.bin'))).length, 200_000);
+    finished = true;
+  } finally {
+    if (!finished) put.destroy();
   }
 });
