@@ -14,6 +14,7 @@ import type { LockManager } from './locks.js';
 import type { DeadPropStore } from './props/dead-store.js';
 import type { Transfer } from './transfer.js';
 import type { BufferPool } from './buffer-pool.js';
+import type { ClientHints } from './client-hints.js';
 
 /** The parts of a DavServer every request shares. */
 export interface DavShared {
@@ -31,6 +32,8 @@ export interface DavShared {
   watchingTransfers(): boolean;
   /** Buffers for GET bodies. */
   buffers: BufferPool;
+  /** Known client limits, said once in the log. */
+  hints: ClientHints;
 }
 
 /** One request being served. */

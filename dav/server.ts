@@ -27,6 +27,7 @@ import { RequestContext, type DavShared } from './context.js';
 import { send, sendError } from './respond.js';
 import { checkWritable } from './preconditions.js';
 import type { Transfer } from './transfer.js';
+import { ClientHints } from './client-hints.js';
 import type { Authenticator } from './auth/authenticator.js';
 import { options } from './methods/options.js';
 import { get, headMethod } from './methods/get.js';
@@ -133,6 +134,7 @@ export class DavServer extends EventEmitter {
     this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
       storage: new FsStorage(confinement, { io, cache, log }),
       buffers: new BufferPool(limits.readChunkBytes, 16),
+      hints: new ClientHints(log),
       locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
       props,
       limits,

@@ -56,6 +56,7 @@ async function serveFile(ctx: RequestContext, file: ReadHandle, head: boolean): 
   }
   const type = contentTypeOf(nameOf(ctx.path));
   const size = entry.size;
+  if (!head) ctx.dav.hints.transfer(ctx.header('user-agent'), size, ctx.path);
   const ranges = ifRangeAllows(ctx.header('if-range'), v) ? parseRange(ctx.header('range'), size, ctx.dav.limits.maxRanges) : null;
   const common = { ...validators, 'Accept-Ranges': 'bytes' };
   if (ranges === 'unsatisfiable') {

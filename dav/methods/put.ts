@@ -25,6 +25,7 @@ export const put: MethodHandler = {
     checkLocks(ctx, ctx.path, { membership: !existing });
     const declared = ctx.req.headers['content-length'];
     const total = declared === undefined ? undefined : Number(declared);
+    ctx.dav.hints.transfer(ctx.header('user-agent'), total, ctx.path);
     if (total !== undefined && total > ctx.dav.limits.maxUploadBytes) {
       throw new DavError(413, 'DAV_ERR_TOO_LARGE', `the upload exceeds the limit of ${ctx.dav.limits.maxUploadBytes} bytes (option maxUploadBytes)`);
     }

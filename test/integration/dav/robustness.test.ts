@@ -7,11 +7,12 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody } from './harness.js';
 import { mountTmpfs, unmountTmpfs } from '../../helpers/tmp.js';
+import type { Logger } from '../../../src/log.js';
 
 /** Open a raw connection and give back helpers to read what arrives. */
 function connect(t: test.TestContext, port: number) {
@@ -337,4 +338,41 @@ test('temporaries a dead process left (a day old) are removed when their folder 
   } finally {
     if (!finished) put.destroy();
   }
+});
+
+test("a Windows client moving a file over 50 MB gets the WebClient size-limit fix in the log, once", async (t) => {
+  const capture = () => {
+    const warnings: string[] = [];
+    const log: Logger = { error() {}, info() {}, debug() {}, warn: (_fields, msg) => warnings.push(msg ?? ''), child: () => log };
+    return { log, warnings };
+  };
+  const windows = { 'user-agent': 'Microsoft-WebDAV-MiniRedir/10.0.19045' };
+  const a = capture();
+  const h = await startServer(t, { log: a.log });
+  const big = join(h.root, 'big.iso');
+  await writeFile(big, '');
+  await truncate(big, 50_000_001);
+  await writeFile(join(h.root, 'small.txt'), 'x');
+  // HEAD, a small file, another client: nothing to say.
+  assert.equal((await h.req('HEAD', '/big.iso', { headers: windows })).status, 200);
+  assert.equal((await h.req('GET', '/small.txt', { headers: windows })).status, 200);
+  assert.equal((await h.req('GET', '/big.iso', { headers: { 'user-agent': 'curl/8.5.0', range: 'bytes=0-0' } })).status, 206);
+  assert.deepEqual(a.warnings, []);
+  // WebClient judges the file's size, so any GET of it by Windows gets the hint; the second one does not repeat it.
+  assert.equal((await h.req('GET', '/big.iso', { headers: { ...windows, range: 'bytes=0-0' } })).status, 206);
+  assert.equal((await h.req('GET', '/big.iso', { headers: { ...windows, range: 'bytes=1-1' } })).status, 206);
+  assert.equal(a.warnings.length, 1, a.warnings.join('\n'));
+  assert.match(a.warnings.join('\n'), /over 50 MB.*0x800700DF.*webclient-filesize\.reg/);
+
+  // An upload announces its size in its headers: the hint comes before the body (here cut off at once).
+  const b = capture();
+  const h2 = await startServer(t, { log: b.log });
+  const put = http.request({ host: '127.0.0.1', port: h2.port, method: 'PUT', path: '/up.iso', headers: { ...windows, 'content-length': 60_000_000 } });
+  put.on('error', () => {});
+  put.write('partial');
+  for (let i = 0; i < 100 && b.warnings.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  put.destroy();
+  assert.equal(b.warnings.length, 1);
+  for (let i = 0; i < 100 && (await readdir(h2.root)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(await readdir(h2.root), [], 'the cut upload left nothing');
 });
