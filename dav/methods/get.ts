@@ -24,6 +24,17 @@ const SHARED_READ = 256 * 1024;
 /** Files up to this size are read in one call and sent with one write: cheaper than a stream for small files. */
 const SMALL_FILE = 64 * 1024;
 
+/**
+ * A small file's whole content, exactly as long as the Content-Length already sent: a file cut short on the host
+ * between the stat and the read (an editor rewriting it in place) throws, so the connection is cut. Sent short,
+ * the client would wait for the rest, or on a kept-alive connection read the next response as this body.
+ */
+export async function wholeFile(file: ReadHandle, path: string): Promise<Buffer> {
+  const buf = await file.readAll();
+  if (buf.length !== file.entry.size) throw new DavError(500, 'DAV_ERR_FILE_SHRANK', `${path} got shorter while it was being sent`);
+  return buf;
+}
+
 async function getOrHead(ctx: RequestContext): Promise<void> {
   const head = ctx.req.method === 'HEAD';
   const opened = await ctx.dav.storage.openRead(ctx.path);
@@ -74,14 +85,14 @@ async function serveFile(ctx: RequestContext, file: ReadHandle, head: boolean): 
       return;
     }
     if (!ranges && size <= SMALL_FILE && !ctx.dav.watchingTransfers()) {
-      res.end(await file.readAll());
+      res.end(await wholeFile(file, ctx.path));
       return;
     }
     const transfer = new Transfer(ctx.req.method ?? 'GET', ctx.path, 'out', length);
     ctx.dav.startTransfer(transfer);
     try {
       if (!ranges && size <= SMALL_FILE) {
-        const buf = await file.readAll();
+        const buf = await wholeFile(file, ctx.path);
         transfer.bytes = buf.length;
         res.end(buf);
       } else {
