@@ -53,6 +53,17 @@ function badSegment(seg: string): boolean {
   return seg === '.' || seg === '..' || seg.includes('/') || seg.includes('\\') || seg.includes('\0');
 }
 
+/** Names of the server's temporaries (uploads and copies in progress): hidden from listings, never addressable. */
+export const TEMP_NAME = /^\.spicedav-[0-9a-f]{16}\.part$/;
+/** A path with a TEMP_NAME segment. */
+const TEMP_SEGMENT = /\/\.spicedav-[0-9a-f]{16}\.part(?:\/|$)/;
+
+/** Requests may not name a temporary: reading a half-written upload, or writing to its name, is refused. */
+function checkNotTemporary(path: DavPath): DavPath {
+  if (TEMP_SEGMENT.test(path)) throw new DavError(403, 'DAV_ERR_RESERVED_NAME', `${path}: names like .spicedav-<hex>.part belong to the server's uploads in progress`);
+  return path;
+}
+
 /** Origin-form paths that need no decoding: unreserved characters and sub-delims, single slashes. */
 const PLAIN = /^(?:\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/?$|^\/$/;
 /** A `.` or `..` segment. */
@@ -66,7 +77,7 @@ export function parseUrlPath(target: string): { path: DavPath; trailingSlash: bo
   // Fast path for the common case (checked once per request): plain characters only, no dot segment.
   if (PLAIN.test(target) && !DOTS.test(target)) {
     const trailingSlash = target.length > 1 && target.endsWith('/');
-    return { path: trailingSlash ? target.slice(0, -1) : target, trailingSlash };
+    return { path: checkNotTemporary(trailingSlash ? target.slice(0, -1) : target), trailingSlash };
   }
   let raw = target;
   const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(raw);
@@ -83,7 +94,7 @@ export function parseUrlPath(target: string): { path: DavPath; trailingSlash: bo
     if (badSegment(seg)) throw badRequest('DAV_ERR_BAD_PATH', `path segment "${part}" is not allowed (dot segment, encoded slash, backslash or NUL)`);
     segments.push(seg);
   }
-  return { path: '/' + segments.join('/'), trailingSlash: raw.length > 1 && raw.endsWith('/') };
+  return { path: checkNotTemporary('/' + segments.join('/')), trailingSlash: raw.length > 1 && raw.endsWith('/') };
 }
 
 /** The parent of a DAV path (`/` for top-level entries and for `/` itself). */

@@ -12,15 +12,13 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Transform, type Readable } from 'node:stream';
 import { dirname } from 'node:path';
 import { DavError, conflict, fsError, notFound } from '../errors.js';
-import { childOf, type Confinement, type DavPath, type Resolved } from '../paths.js';
+import { childOf, TEMP_NAME, type Confinement, type DavPath, type Resolved } from '../paths.js';
 import type { MetaCache } from '../cache.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
 import type { Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
 
-/** Names of in-flight PUT temporaries: hidden from listings and never served. */
-export const TEMP_NAME = /^\.spicedav-[0-9a-f]{16}\.part$/;
 
 /** Strong ETag from inode, size and modification time (µs): changes whenever the content can have. */
 export function etagOf(st: Stats): string {

@@ -177,3 +177,32 @@ test("followSymlinks 'inside' serves links within the share, 'never' hides them"
   assert.equal((await never.req('GET', '/in-link/')).status, 403);
   assert.ok(!(await never.req('PROPFIND', '/', { headers: { depth: '1' } })).body.includes('in-link'));
 });
+
+test('names of the server’s temporaries cannot be addressed: not read, written, deleted, copied to or listed', async (t) => {
+  const h = await startServer(t);
+  const temp = '.spicedav-0123456789abcdef.part';
+  await writeFile(join(h.root, temp), 'half of an upload');
+  await mkdir(join(h.root, 'd'));
+  const cases: [string, string, Record<string, string>?][] = [
+    ['GET', `/${temp}`],
+    ['GET', `/%2e${temp.slice(1)}`],
+    ['PUT', `/${temp}`],
+    ['PUT', `/d/${temp}`],
+    ['DELETE', `/${temp}`],
+    ['PROPFIND', `/${temp}`],
+    ['MKCOL', `/d/${temp}/`],
+    ['LOCK', `/d/${temp}`],
+    ['COPY', '/d', { destination: `/${temp}`, overwrite: 'T' }],
+    ['MOVE', '/d', { destination: `http://127.0.0.1:${h.port}/${temp}`, overwrite: 'T' }],
+  ];
+  for (const [method, path, headers] of cases) {
+    const r = await h.req(method, path, { headers, body: method === 'PUT' ? 'replaced' : undefined });
+    assert.equal(r.status, 403, `${method} ${path} → ${r.status} ${r.body}`);
+  }
+  assert.equal(await readFile(join(h.root, temp), 'utf8'), 'half of an upload');
+  assert.deepEqual((await readdir(join(h.root, 'd'))), []);
+  const listing = await h.req('PROPFIND', '/', { headers: { depth: '1' } });
+  assert.doesNotMatch(listing.body, /spicedav-/);
+  // A name that only looks alike is an ordinary file.
+  assert.equal((await h.req('PUT', '/.spicedav-notes.part', { body: 'mine' })).status, 201);
+});
