@@ -11,6 +11,11 @@ import { checkIfHeader, checkLocks } from '../preconditions.js';
 import { Transfer } from '../transfer.js';
 import type { MethodHandler } from './types.js';
 
+/** Whether the request made its PUT depend on the target's state. */
+function conditional(ctx: Parameters<MethodHandler['handle']>[0]): boolean {
+  return ['if-match', 'if-none-match', 'if-unmodified-since', 'if'].some((h) => ctx.header(h) !== undefined);
+}
+
 /** PUT: 201 when created, 204 when replaced; 405 on a collection, 409 without a parent collection. */
 export const put: MethodHandler = {
   write: true,
@@ -39,6 +44,9 @@ export const put: MethodHandler = {
         onBytes: (n) => {
           transfer.bytes += n;
         },
+        // Conditions (davfs2 and Office send If-Match; "create only" is If-None-Match: *) must still hold once
+        // the body is in: otherwise a host edit made during a long upload would be overwritten unseen.
+        expect: conditional(ctx) ? { etag: existing?.etag ?? null } : undefined,
       });
       transfer.finish();
       ctx.invalidateEntry();

@@ -36,7 +36,22 @@ export interface PendingWrite {
    * Store the body: 413 beyond `maxBytes`. `declaredLength` (the Content-Length, when known) lets small bodies
    * skip the stream machinery.
    */
-  commit(body: Readable, options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void }): Promise<{ created: boolean; entry: Entry }>;
+  commit(body: Readable, options: CommitOptions): Promise<{ created: boolean; entry: Entry }>;
+}
+
+/** How a PUT body is stored. */
+export interface CommitOptions {
+  /** 413 beyond this many bytes. */
+  maxBytes: number;
+  /** The Content-Length, when known: small bodies skip the stream machinery. */
+  declaredLength?: number;
+  onBytes?: (n: number) => void;
+  /**
+   * For a conditional PUT: what the target must still be when the upload is complete (its ETag, or null for
+   * "absent"); otherwise 412 and nothing is replaced. The conditions were checked before the body, which can take
+   * minutes to arrive; a change made on the host meanwhile must not be overwritten unseen.
+   */
+  expect?: { etag: string | null };
 }
 
 /** A failure on one member of a collection during DELETE/COPY/MOVE, reported in a 207. */

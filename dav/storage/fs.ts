@@ -5,7 +5,7 @@
  * thread pool, see io.ts); listings go through the MetaCache when there is one.
  */
 import { constants as C, createWriteStream, type Stats } from 'node:fs';
-import { mkdir, readdir, rmdir, unlink, utimes, statfs, lstat } from 'node:fs/promises';
+import { link, mkdir, readdir, rmdir, unlink, utimes, statfs, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -17,7 +17,7 @@ import type { MetaCache } from '../cache.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
-import type { Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
+import type { CommitOptions, Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
 
 
 /** Strong ETag from inode, size and modification time (µs): changes whenever the content can have. */
@@ -230,7 +230,7 @@ export class FsStorage implements Storage {
     target: string,
     oldMode: number | null,
     body: Readable,
-    options: { maxBytes: number; declaredLength?: number; onBytes?: (n: number) => void },
+    options: CommitOptions,
   ): Promise<{ created: boolean; entry: Entry }> {
     const io = this.#io;
     const tmp = this.#temp(target);
@@ -268,7 +268,14 @@ export class FsStorage implements Storage {
       const closing = fd;
       fd = null;
       await io.close(closing);
-      await io.rename(tmp, target);
+      if (options.expect?.etag === null) {
+        // "Only if absent": link() fails if a file appeared meanwhile, where rename would replace it.
+        await this.#linkNew(tmp, target, path);
+        await io.unlink(tmp);
+      } else {
+        if (options.expect !== undefined) await this.#checkUnchanged(target, options.expect.etag as string, path);
+        await io.rename(tmp, target);
+      }
       return { created: oldMode === null, entry: entryOf(path, st) };
     } catch (err) {
       if (fd !== null) await io.close(fd).catch(() => {});
@@ -276,6 +283,27 @@ export class FsStorage implements Storage {
       throw fsError(err, path);
     } finally {
       this.#release(tmp);
+    }
+  }
+
+  /** 412 unless the file at `target` still has ETag `etag` (the window left is the instant before the rename). */
+  async #checkUnchanged(target: string, etag: string, path: DavPath): Promise<void> {
+    let now: string | null;
+    try {
+      now = etagOf(await this.#io.lstat(target));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      now = null;
+    }
+    if (now !== etag) throw changedMeanwhile(path);
+  }
+
+  async #linkNew(tmp: string, target: string, path: DavPath): Promise<void> {
+    try {
+      await link(tmp, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw changedMeanwhile(path);
+      throw err;
     }
   }
 
@@ -450,6 +478,10 @@ export class FsStorage implements Storage {
 /** A temporary name in the same directory as `path` (TEMP_NAME: hidden from listings, skipped by copies). */
 function tempPath(path: string): string {
   return `${dirname(path)}/.spicedav-${tempName()}.part`;
+}
+
+function changedMeanwhile(path: DavPath): DavError {
+  return new DavError(412, 'DAV_ERR_CHANGED_MEANWHILE', `${path} changed on the host while the upload was arriving; its conditions no longer hold, so nothing was replaced`);
 }
 
 function special(path: DavPath): DavError {

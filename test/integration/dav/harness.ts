@@ -117,3 +117,34 @@ export function propfindBody(...names: string[]): string {
 export function texts(xml: string, name: string): string[] {
   return [...xml.matchAll(new RegExp(`<D:${name}>([^<]*)</D:${name}>`, 'g'))].map((m) => m[1] ?? '');
 }
+
+/** An upload in progress: the first half of its body is sent, the rest when `finish()` is called. */
+export interface PausedPut {
+  /** Send the rest; resolves with the response. */
+  finish(): Promise<{ status: number; body: string }>;
+  /** Cut the upload (for a `finally`: a paused request would keep the server's close() waiting). */
+  abort(): void;
+}
+
+/** Start a PUT of `body` and stop half-way: a long upload, during which a test changes things. */
+export function pausedPut(port: number, path: string, body: Buffer, headers: Record<string, string> = {}): PausedPut {
+  const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path, headers: { ...headers, 'content-length': body.length }, agent: false });
+  const half = body.length >> 1;
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+  });
+  response.catch(() => {});
+  req.write(body.subarray(0, half));
+  return {
+    finish: () => {
+      req.end(body.subarray(half));
+      return response;
+    },
+    abort: () => req.destroy(),
+  };
+}

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { mkdir, readdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
-import { startServer, request, propfindBody } from './harness.js';
+import { startServer, request, propfindBody, pausedPut } from './harness.js';
 import { mountTmpfs, unmountTmpfs } from '../../helpers/tmp.js';
 import type { Logger } from '../../../src/log.js';
 
@@ -302,9 +302,7 @@ test('temporaries a dead process left (a day old) are removed when their folder 
   for (const p of [staleFile, staleDir]) await utimes(p, dayAgo, dayAgo);
 
   // An upload of this server, paused half-way, whose temporary looks a day old: in use, so it stays.
-  const put = http.request({ host: '127.0.0.1', port: h.port, method: 'PUT', path: '/slow.bin', headers: { 'content-length': 200_000 } });
-  put.write(Buffer.alloc(100_000, 7));
-  // If an assertion fails, the paused request must not keep the server's close() waiting.
+  const upload = pausedPut(h.port, '/slow.bin', Buffer.alloc(200_000, 7));
   let finished = false;
   try {
     let own: string | undefined;
@@ -324,19 +322,11 @@ test('temporaries a dead process left (a day old) are removed when their folder 
     assert.ok(left.includes('.spicedav-00000000000f4e54.part'), 'a recent one (maybe another server) stays');
     assert.ok(left.includes(own), 'the one in use stays');
 
-    const done = new Promise<number>((resolve, reject) => {
-      put.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      put.on('error', reject);
-    });
-    put.end(Buffer.alloc(100_000, 7));
-    assert.equal(await done, 201);
+    assert.equal((await upload.finish()).status, 201);
     assert.equal((await readFile(join(h.root, 'slow.bin'))).length, 200_000);
     finished = true;
   } finally {
-    if (!finished) put.destroy();
+    if (!finished) upload.abort();
   }
 });
 
@@ -375,4 +365,49 @@ test("a Windows client moving a file over 50 MB gets the WebClient size-limit fi
   assert.equal(b.warnings.length, 1);
   for (let i = 0; i < 100 && (await readdir(h2.root)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(await readdir(h2.root), [], 'the cut upload left nothing');
+});
+
+test('a conditional PUT whose target changes on the host during the upload gets 412 and replaces nothing', async (t) => {
+  const h = await startServer(t);
+  const file = join(h.root, 'doc.txt');
+  await writeFile(file, 'version 1');
+  const etag = (await h.req('HEAD', '/doc.txt')).headers.etag as string;
+  const body = Buffer.alloc(100_000, 0x61);
+  const waitForTemp = async () => {
+    for (let i = 0; i < 100 && !(await readdir(h.root)).some((n) => n.startsWith('.spicedav-')); i++) await new Promise((r) => setTimeout(r, 20));
+  };
+  const uploads: ReturnType<typeof pausedPut>[] = [];
+  try {
+    // If-Match (what davfs2 sends when it saves a file it has cached): the host edits the file meanwhile.
+    const ifMatch = pausedPut(h.port, '/doc.txt', body, { 'if-match': etag });
+    uploads.push(ifMatch);
+    await waitForTemp();
+    await writeFile(file, 'version 2, saved on the host');
+    const r1 = await ifMatch.finish();
+    assert.equal(r1.status, 412, r1.body);
+    assert.match(r1.body, /changed on the host while the upload was arriving/);
+    assert.equal(await readFile(file, 'utf8'), 'version 2, saved on the host');
+
+    // If-None-Match: * (create only): the host creates the file meanwhile.
+    const createOnly = pausedPut(h.port, '/new.txt', body, { 'if-none-match': '*' });
+    uploads.push(createOnly);
+    await waitForTemp();
+    await writeFile(join(h.root, 'new.txt'), 'made on the host');
+    assert.equal((await createOnly.finish()).status, 412);
+    assert.equal(await readFile(join(h.root, 'new.txt'), 'utf8'), 'made on the host');
+
+    // Without interference both kinds succeed, and an unconditional PUT still wins over a host edit.
+    const current = (await h.req('HEAD', '/doc.txt')).headers.etag as string;
+    assert.equal((await h.req('PUT', '/doc.txt', { body: 'version 3', headers: { 'if-match': current } })).status, 204);
+    assert.equal((await h.req('PUT', '/other.txt', { body: 'x', headers: { 'if-none-match': '*' } })).status, 201);
+    const plain = pausedPut(h.port, '/doc.txt', body);
+    uploads.push(plain);
+    await waitForTemp();
+    await writeFile(file, 'version 4, saved on the host');
+    assert.equal((await plain.finish()).status, 204);
+    assert.equal((await readFile(file)).length, body.length);
+    assert.deepEqual((await readdir(h.root)).filter((n) => n.startsWith('.spicedav-')), [], 'no temporary left');
+  } finally {
+    for (const u of uploads) u.abort();
+  }
 });
