@@ -2,12 +2,13 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { repoRoot } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
+import { verifyUnit } from '../helpers/systemd.js';
 
 /**
  * Starts an example QEMU script paused (-S) with a monitor on stdin, quits it, and returns what QEMU said.
@@ -72,15 +73,5 @@ test('examples/host/spicedav-share@.service: systemd-analyze verify is clean; it
   const noRestart = /^RestartPreventExitStatus=(.*)$/m.exec(unit)?.[1]?.split(/\s+/).map(Number);
   assert.deepEqual(noRestart, [ExitCode.USAGE, ExitCode.ENVIRONMENT, ExitCode.CONNECTION]);
 
-  // verify needs the ExecStart binary to exist, and a template needs an instance: a stand-in and vm1.
-  const dir = await tempDir(t);
-  const bin = join(dir, 'spicedav');
-  writeFileSync(bin, '#!/bin/sh\n');
-  chmodSync(bin, 0o755);
-  const copy = join(dir, 'spicedav-share@vm1.service');
-  writeFileSync(copy, unit.replace(exec[1] as string, bin));
-  const r = spawnSync('systemd-analyze', ['verify', '--man=no', copy], { encoding: 'utf8' });
-  const complaints = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('spicedav-share'));
-  assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(complaints, [], 'no warnings about the unit (unknown keys only warn, so they are checked here)');
+  await verifyUnit(t, unit, exec[1] as string, 'spicedav-share@vm1.service');
 });
