@@ -128,6 +128,9 @@ export class DeadPropStore {
     const p = this.#queue.then(run);
     this.#queue = p.catch(() => {});
     return p.catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      // RFC 4918 §11.5: 507 when the server cannot store what the request needs, here the property.
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw new DavError(507, 'DAV_ERR_PROPSTORE_FULL', `no space left for the property store ${this.#file}`, { cause: err });
       throw new DavError(500, 'DAV_ERR_PROPSTORE', `cannot write the property store ${this.#file}: ${(err as Error).message}`, { cause: err });
     });
   }

@@ -77,7 +77,7 @@ test('a full disk: the change fails whole, no torn line is left for the next one
     await s.patch('/kept', [prop('u', 'a', 'before')], []);
     // Fill the disk but for a few KiB, then a value larger than that: the write is short, then fails.
     await writeFile(join(state, 'filler'), Buffer.alloc(64 * 1024 - 8192));
-    await assert.rejects(s.patch('/big', [prop('u', 'b', 'x'.repeat(20_000))], []), (e: Error & { code?: string }) => e.code === 'DAV_ERR_PROPSTORE' && /ENOSPC|no space/i.test(e.message));
+    await assert.rejects(s.patch('/big', [prop('u', 'b', 'x'.repeat(20_000))], []), (e: Error & { code?: string; status?: number }) => e.code === 'DAV_ERR_PROPSTORE_FULL' && e.status === 507 && /no space/.test(e.message));
     assert.equal(s.get('/big'), undefined, 'not applied in memory either');
     await rm(join(state, 'filler'));
     await s.patch('/after', [prop('u', 'c', 'after')], []);
