@@ -9,10 +9,11 @@ import { send } from '../respond.js';
 import { evaluateConditionals } from '../headers/conditional.js';
 import { checkIfHeader, checkLocks } from '../preconditions.js';
 import { Transfer } from '../transfer.js';
+import type { RequestContext } from '../context.js';
 import type { MethodHandler } from './types.js';
 
 /** Whether the request made its PUT depend on the target's state. */
-function conditional(ctx: Parameters<MethodHandler['handle']>[0]): boolean {
+function conditional(ctx: RequestContext): boolean {
   return ['if-match', 'if-none-match', 'if-unmodified-since', 'if'].some((h) => ctx.header(h) !== undefined);
 }
 

@@ -19,7 +19,6 @@ import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
 import type { CommitOptions, Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
 
-
 /** Strong ETag from inode, size and modification time (µs): changes whenever the content can have. */
 export function etagOf(st: Stats): string {
   return `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.round(st.mtimeMs * 1000).toString(16)}"`;
@@ -386,7 +385,6 @@ export class FsStorage implements Storage {
     const src = await this.#conf.resolve(from);
     if (!src.exists) throw notFound(from);
     const dst = await this.#destination(to, replace);
-    const fs = await fsExtra();
     try {
       if (dst.exists && !src.stats?.isDirectory() && !dst.stats?.isDirectory()) {
         // A file over a file: rename replaces it in one step. Across file systems (a mount inside the share)
@@ -397,6 +395,7 @@ export class FsStorage implements Storage {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
         }
+        const fs = await fsExtra();
         const tmp = this.#temp(dst.entry);
         try {
           await fs.copy(src.entry, tmp, { dereference: false, errorOnExist: true, preserveTimestamps: true });
@@ -416,7 +415,7 @@ export class FsStorage implements Storage {
         const failures = await this.remove(to);
         if (failures.length) return failures;
       }
-      await fs.move(src.entry, dst.target, { overwrite: false });
+      await (await fsExtra()).move(src.entry, dst.target, { overwrite: false });
       return [];
     } catch (err) {
       throw fsError(err, to);
