@@ -257,15 +257,10 @@ export class ChannelSlot implements ChannelLink, FrameSource {
     if (item === undefined) return false;
     const header = item.frames[item.pos] as Buffer;
     const payload = item.frames[item.pos + 1] as Buffer;
-    if (payload.length > 0) {
-      transport.write(header);
-      transport.write(payload);
-    } else if (item.written) {
-      // An in-place frame: its memory goes back to the writer once the transport has really written it.
-      transport.write(header, item.written);
-    } else {
-      transport.write(header);
-    }
+    // An in-place frame (header and payload in one buffer, no separate payload) goes back to its writer once the
+    // transport has really written it.
+    transport.write(header, item.written);
+    if (payload.length > 0) transport.write(payload);
     const stats = this.#owner.stats;
     stats.framesOut++;
     // An inlined payload travels in the header buffer (see #frame).

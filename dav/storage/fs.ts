@@ -358,23 +358,22 @@ export class FsStorage implements Storage {
     // copy that fails (a full disk, an unreadable member) leaves the destination as it was, and nothing partial.
     const tmp = this.#temp(dst.entry);
     try {
-      const st = await this.#io.stat(src.target);
-      if (st.isDirectory() && depth === 0) await mkdir(tmp);
-      else {
-        await (await fsExtra()).copy(src.target, tmp, {
-          dereference: false,
-          errorOnExist: true,
-          overwrite: false,
-          preserveTimestamps: true,
-          filter: (p: string) => !TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1)),
-        });
+      try {
+        const st = await this.#io.stat(src.target);
+        if (st.isDirectory() && depth === 0) await mkdir(tmp);
+        else {
+          await (await fsExtra()).copy(src.target, tmp, {
+            dereference: false,
+            errorOnExist: true,
+            overwrite: false,
+            preserveTimestamps: true,
+            filter: (p: string) => !TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1)),
+          });
+        }
+      } catch (err) {
+        await (await fsExtra()).remove(tmp).catch(() => {});
+        throw fsError(err, to);
       }
-    } catch (err) {
-      await (await fsExtra()).remove(tmp).catch(() => {});
-      this.#release(tmp);
-      throw fsError(err, to);
-    }
-    try {
       return await this.#install(tmp, dst, to);
     } finally {
       this.#release(tmp);

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { connectSpice, parseSpiceUri, SPICE_CHANNEL_WEBDAV, type SpiceAddress, type SpiceTlsOptions } from '../spice/index.js';
-import { DomainLocator, ONE_CLIENT_HOWTO, WEBDAV_PORT_HOWTO, type VirshRunner } from '../host/index.js';
+import { DomainLocator, ONE_CLIENT_HOWTO, WEBDAV_PORT_HOWTO, type DomainSpiceAddress, type VirshRunner } from '../host/index.js';
 import type { CheckResult } from './report.js';
 
 export interface HostDoctorOptions {
@@ -40,7 +40,7 @@ function reachable(host: string, port: number, timeoutMs: number): Promise<Error
   });
 }
 
-async function spiceChecks(o: HostDoctorOptions, address: SpiceAddress & { password?: string }, results: CheckResult[] = []): Promise<CheckResult[]> {
+async function spiceChecks(o: HostDoctorOptions, address: DomainSpiceAddress, results: CheckResult[] = []): Promise<CheckResult[]> {
   const timeoutMs = o.timeoutMs ?? 10_000;
   const port = address.port ?? address.tlsPort!;
   const err = await reachable(address.host, port, Math.min(timeoutMs, 5000));
@@ -111,7 +111,7 @@ async function socketChecks(path: string, timeoutMs: number): Promise<CheckResul
 /** `--domain`: where libvirt says the domain's SPICE server is, then the SPICE checks there. */
 async function domainChecks(o: HostDoctorOptions & { domain: string }): Promise<CheckResult[]> {
   const locator = new DomainLocator({ domain: o.domain, connect: o.connect, password: o.password === undefined, run: o.virsh });
-  let address: SpiceAddress & { password?: string };
+  let address: DomainSpiceAddress;
   try {
     address = await locator.locate();
   } catch (err) {

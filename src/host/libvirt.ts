@@ -72,8 +72,10 @@ export function virshRunner(options: { program?: string; timeoutMs?: number } = 
 /** The `virsh` on PATH. */
 export const runVirsh: VirshRunner = virshRunner();
 
+/** virsh's `-c URI` for a connection (nothing for its default one). */
+const connectArgs = (connect: string | undefined): string[] => (connect ? ['-c', connect] : []);
 
-/** The first line of virsh's complaint, without its "error: " prefixes. */
+/** virsh's complaint on one line: its lines joined, without their "error: " prefixes. */
 function virshMessage(r: VirshResult): string {
   const lines = r.stderr
     .split('\n')
@@ -137,7 +139,7 @@ export class DomainLocator {
 
   async #domdisplay(connect: string | undefined): Promise<VirshResult> {
     const args = () => [
-      ...(connect ? ['-c', connect] : []),
+      ...connectArgs(connect),
       'domdisplay',
       ...(this.#typeOption ? ['--type', 'spice'] : []),
       ...(this.#passwordOption ? ['--include-password'] : []),
@@ -184,7 +186,7 @@ export async function runningDomains(run: VirshRunner = virshRunner({ timeoutMs:
   const names = new Set<string>();
   for (const connect of [undefined, LIBVIRT_SYSTEM_URI]) {
     try {
-      const r = await run([...(connect ? ['-c', connect] : []), 'list', '--name']);
+      const r = await run([...connectArgs(connect), 'list', '--name']);
       if (r.code !== 0) continue;
       for (const line of r.stdout.split('\n')) if (line.trim()) names.add(line.trim());
     } catch {

@@ -15,6 +15,9 @@ import { HostError, ONE_CLIENT_HOWTO, WEBDAV_PORT_HOWTO } from '../errors.js';
 import { LinkStream } from '../link-stream.js';
 import type { Transport, TransportState } from '../transport.js';
 
+/** Where a SPICE server is, as `locate` answers: its address, and its password when the answer carries one. */
+export type LocatedServer = SpiceAddress & Pick<SpiceEndpoint, 'password'>;
+
 /** Options of {@link SpiceTransport}: the SPICE endpoint plus reconnection behaviour. */
 export interface SpiceTransportOptions extends Omit<SpiceEndpoint, 'host'> {
   /** The SPICE server's host; required unless `locate` is given. */
@@ -26,7 +29,7 @@ export interface SpiceTransportOptions extends Omit<SpiceEndpoint, 'host'> {
    * transport; HOST_ERR_DOMAIN_NOT_RUNNING is a 'waiting' state, asked again every LOCATE_POLL_MS; any other
    * error is retried like a server that is not up yet.
    */
-  locate?: () => Promise<SpiceAddress & { password?: string }>;
+  locate?: () => Promise<LocatedServer>;
   /** The port channel to use: SPICE_CHANNEL_WEBDAV (default). */
   channelType?: number;
   /** Its id; default the first one the server lists. */
@@ -80,7 +83,7 @@ export class SpiceTransport extends EventEmitter implements Transport {
   #session: SpiceSession | null = null;
   #link: LinkStream | null = null;
   /** Where the server is: from the options, or as `locate` last answered (with a password, if it gave one). */
-  #address: (SpiceAddress & { password?: string }) | undefined;
+  #address: LocatedServer | undefined;
 
   constructor(options: SpiceTransportOptions) {
     super();

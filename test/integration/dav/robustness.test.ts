@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody, pausedPut } from './harness.js';
 import { mountTmpfs, unmountTmpfs } from '../../helpers/tmp.js';
+import { until } from '../../helpers/wait.js';
 import type { Logger } from '../../../src/log.js';
 
 /** Open a raw connection and give back helpers to read what arrives. */
@@ -306,17 +307,17 @@ test('temporaries a dead process left (a day old) are removed when their folder 
   let finished = false;
   try {
     let own: string | undefined;
-    for (let i = 0; i < 100 && own === undefined; i++) {
+    await until(async () => {
       own = (await readdir(h.root)).find((n) => /^\.spicedav-.*\.part$/.test(n) && ![staleFile, staleDir, fresh].includes(join(h.root, n)));
-      if (own === undefined) await new Promise((r) => setTimeout(r, 20));
-    }
+      return own !== undefined;
+    });
     assert.ok(own, 'the paused upload has its temporary');
     await utimes(join(h.root, own), dayAgo, dayAgo);
 
     const listing = await h.req('PROPFIND', '/', { headers: { depth: '1' } });
     assert.equal(listing.status, 207);
     assert.doesNotMatch(listing.body, /spicedav-/, 'temporaries are never listed');
-    for (let i = 0; i < 100 && (await readdir(h.root)).includes('.spicedav-00000000deadbeef.part'); i++) await new Promise((r) => setTimeout(r, 20));
+    await until(async () => !(await readdir(h.root)).includes('.spicedav-00000000deadbeef.part'));
     const left = (await readdir(h.root)).sort();
     assert.ok(!left.includes('.spicedav-00000000deadbeef.part') && !left.includes('.spicedav-00000000deadbee0.part'), `stale ones removed: ${left.join(' ')}`);
     assert.ok(left.includes('.spicedav-00000000000f4e54.part'), 'a recent one (maybe another server) stays');
@@ -360,10 +361,10 @@ test("a Windows client moving a file over 50 MB gets the WebClient size-limit fi
   const put = http.request({ host: '127.0.0.1', port: h2.port, method: 'PUT', path: '/up.iso', headers: { ...windows, 'content-length': 60_000_000 } });
   put.on('error', () => {});
   put.write('partial');
-  for (let i = 0; i < 100 && b.warnings.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await until(() => b.warnings.length > 0);
   put.destroy();
   assert.equal(b.warnings.length, 1);
-  for (let i = 0; i < 100 && (await readdir(h2.root)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await until(async () => (await readdir(h2.root)).length === 0);
   assert.deepEqual(await readdir(h2.root), [], 'the cut upload left nothing');
 });
 
@@ -374,7 +375,7 @@ test('a conditional PUT whose target changes on the host during the upload gets 
   const etag = (await h.req('HEAD', '/doc.txt')).headers.etag as string;
   const body = Buffer.alloc(100_000, 0x61);
   const waitForTemp = async () => {
-    for (let i = 0; i < 100 && !(await readdir(h.root)).some((n) => n.startsWith('.spicedav-')); i++) await new Promise((r) => setTimeout(r, 20));
+    await until(async () => (await readdir(h.root)).some((n) => n.startsWith('.spicedav-')));
   };
   const uploads: ReturnType<typeof pausedPut>[] = [];
   try {
