@@ -1,0 +1,97 @@
+// npm run bench:probe -- create [DIR] | loop put|get URL [N] [RUNS] | floor DIR [PORT]
+//
+// The two probes behind the explanations in docs/performance.md (why small PUTs and small GETs land where they
+// do), kept runnable. Figures, not targets.
+//
+// create DIR   what creating a 4 KiB file costs on DIR's file system, step by step: open(O_CREAT|O_EXCL),
+//              write, close, rename (what a PUT does), 3,000 files, synchronous calls, µs per step.
+// loop put|get URL [N] [RUNS]
+//              N (default 2,000) sequential 4 KiB PUTs or GETs over one keep-alive connection, RUNS times
+//              (default 4), ops/s per run: the spread between runs is the point. GET reads the files a PUT loop
+//              wrote (`loop put` first, same URL).
+// floor DIR [PORT]
+//              the floor for small GETs in Node: a bare node:http server (synchronous open/fstat/read/close, the
+//              headers a WebDAV GET sends) serving DIR on 127.0.0.1:PORT (default 18081) until Ctrl-C; run
+//              `loop get` against it and against spicedav over the same files, in the same minutes.
+import fs from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+
+function create(dir: string): void {
+  const d = fs.mkdtempSync(join(dir, 'spicedav-probe-'));
+  const buf = Buffer.alloc(4096, 7);
+  const t = { open: 0, write: 0, close: 0, rename: 0 };
+  const n = 3000;
+  try {
+    for (let i = 0; i < n; i++) {
+      let p = performance.now();
+      const fd = fs.openSync(`${d}/.t${i}`, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o666);
+      t.open += performance.now() - p;
+      p = performance.now();
+      fs.writeSync(fd, buf, 0, buf.length, 0);
+      t.write += performance.now() - p;
+      p = performance.now();
+      fs.closeSync(fd);
+      t.close += performance.now() - p;
+      p = performance.now();
+      fs.renameSync(`${d}/.t${i}`, `${d}/f${i}`);
+      t.rename += performance.now() - p;
+    }
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+  const us = (ms: number) => ((ms * 1000) / n).toFixed(1);
+  console.log(`${n} files in ${dir}: open ${us(t.open)} µs, write ${us(t.write)} µs, close ${us(t.close)} µs, rename ${us(t.rename)} µs`);
+}
+
+async function loop(method: 'put' | 'get', base: URL, n: number, runs: number): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const body = Buffer.alloc(4096, 0x61);
+  const request = (verb: string, path: string, data?: Buffer) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request(new URL(path, base), { method: verb, agent, headers: data ? { 'content-length': data.length } : {} }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(data);
+    });
+  await request('MKCOL', 'probe/');
+  for (let run = 0; run < runs; run++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const status = method === 'put' ? await request('PUT', `probe/f${i}.bin`, body) : await request('GET', `probe/f${i}.bin`);
+      if (status >= 300) throw new Error(`${method.toUpperCase()} probe/f${i}.bin → ${status}`);
+    }
+    console.log(`${method.toUpperCase()} run ${run + 1}: ${(n / ((performance.now() - t0) / 1000)).toFixed(0)} ops/s`);
+  }
+  agent.destroy();
+}
+
+function floor(dir: string, port: number): void {
+  http
+    .createServer((req, res) => {
+      try {
+        const fd = fs.openSync(join(dir, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)), 'r');
+        const st = fs.fstatSync(fd);
+        const buf = Buffer.allocUnsafe(st.size);
+        fs.readSync(fd, buf, 0, st.size, 0);
+        fs.closeSync(fd);
+        res.writeHead(200, { 'Content-Length': st.size, ETag: `"${st.ino}-${st.mtimeMs}"`, 'Last-Modified': st.mtime.toUTCString(), 'Content-Type': 'application/octet-stream' });
+        res.end(buf);
+      } catch {
+        res.writeHead(404).end();
+      }
+    })
+    .listen(port, '127.0.0.1', () => console.log(`bare node:http serving ${dir} on http://127.0.0.1:${port}/ (Ctrl-C stops)`));
+}
+
+const [what, a, b, c, d] = process.argv.slice(2);
+if (what === 'create') create(a ?? tmpdir());
+else if (what === 'floor' && a) floor(a, Number(b ?? 18081));
+else if (what === 'loop' && (a === 'put' || a === 'get') && b) await loop(a, new URL(b.replace(/\/?$/, '/')), Number(c ?? 2000), Number(d ?? 4));
+else {
+  console.error('usage: probes create [DIR] | probes loop put|get URL [N] [RUNS] | probes floor DIR [PORT]');
+  process.exit(2);
+}
