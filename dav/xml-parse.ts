@@ -3,9 +3,12 @@
  * refused outright (400), so no entity can even be declared. The result is a small tree (xml.ts) that keeps
  * exact namespaces, which is what dead properties need to round-trip.
  */
-import { SaxesParser, type SaxesTagNS } from 'saxes';
+import type { SaxesTagNS } from 'saxes';
+import { requireCjs } from '../src/require-cjs.js';
 import { DavError, badRequest } from './errors.js';
 import type { XmlAttr, XmlElement } from './xml.js';
+
+const { SaxesParser } = requireCjs('saxes') as typeof import('saxes');
 
 const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
 

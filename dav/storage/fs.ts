@@ -17,6 +17,7 @@ import type { MetaCache } from '../cache.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
+import { requireCjs } from '../../src/require-cjs.js';
 import type { CommitOptions, Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
 
 /** Strong ETag from inode, size and modification time (µs): changes whenever the content can have. */
@@ -44,7 +45,7 @@ export function entryOf(path: DavPath, st: Stats): Entry {
  * fs-extra, loaded on first use: it patches fs through graceful-fs and costs several MB of resident memory,
  * which a server that only reads and writes files never needs.
  */
-const fsExtra = (): Promise<typeof import('fs-extra')> => import('fs-extra').then((m) => m.default ?? m);
+const fsExtra = (): typeof import('fs-extra') => requireCjs('fs-extra') as typeof import('fs-extra');
 
 /** Bodies up to this size are gathered in memory and written with one call (no stream set-up). */
 const SMALL_BODY = 64 * 1024;
@@ -156,7 +157,7 @@ export class FsStorage implements Storage {
     void (async () => {
       const st = await lstat(real);
       if (Date.now() - st.mtimeMs < STALE_TEMP_MS || this.#active.has(real)) return;
-      await (await fsExtra()).remove(real);
+      await fsExtra().remove(real);
       this.#log.info({ path: real, bytes: st.isFile() ? st.size : undefined }, 'removed a temporary file left by an interrupted upload or copy');
     })().catch(() => {});
   }
@@ -337,7 +338,7 @@ export class FsStorage implements Storage {
     try {
       // A file (or a link) is one unlink; trees go to fs-extra.
       const st = await this.#io.lstat(r.entry);
-      if (st.isDirectory()) await (await fsExtra()).remove(r.entry);
+      if (st.isDirectory()) await fsExtra().remove(r.entry);
       else await this.#io.unlink(r.entry);
       return [];
     } catch (err) {
@@ -362,7 +363,7 @@ export class FsStorage implements Storage {
         const st = await this.#io.stat(src.target);
         if (st.isDirectory() && depth === 0) await mkdir(tmp);
         else {
-          await (await fsExtra()).copy(src.target, tmp, {
+          await fsExtra().copy(src.target, tmp, {
             dereference: false,
             errorOnExist: true,
             overwrite: false,
@@ -371,7 +372,7 @@ export class FsStorage implements Storage {
           });
         }
       } catch (err) {
-        await (await fsExtra()).remove(tmp).catch(() => {});
+        await fsExtra().remove(tmp).catch(() => {});
         throw fsError(err, to);
       }
       return await this.#install(tmp, dst, to);
@@ -394,7 +395,7 @@ export class FsStorage implements Storage {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
         }
-        const fs = await fsExtra();
+        const fs = fsExtra();
         const tmp = this.#temp(dst.entry);
         try {
           await fs.copy(src.entry, tmp, { dereference: false, errorOnExist: true, preserveTimestamps: true });
@@ -414,7 +415,7 @@ export class FsStorage implements Storage {
         const failures = await this.remove(to);
         if (failures.length) return failures;
       }
-      await (await fsExtra()).move(src.entry, dst.target, { overwrite: false });
+      await fsExtra().move(src.entry, dst.target, { overwrite: false });
       return [];
     } catch (err) {
       throw fsError(err, to);
@@ -460,14 +461,14 @@ export class FsStorage implements Storage {
       if (dst.exists && (dst.stats?.isDirectory() || (await this.#io.lstat(tmp)).isDirectory())) {
         const failures = await this.remove(to);
         if (failures.length) {
-          await (await fsExtra()).remove(tmp).catch(() => {});
+          await fsExtra().remove(tmp).catch(() => {});
           return failures;
         }
       }
       await this.#io.rename(tmp, dst.entry);
       return [];
     } catch (err) {
-      await (await fsExtra()).remove(tmp).catch(() => {});
+      await fsExtra().remove(tmp).catch(() => {});
       throw fsError(err, to);
     }
   }

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { ExitCode } from './exit-codes.js';
 import { packageInfo } from './package-root.js';
 

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command } from './commander.js';
 import { createLogger, type Logger } from '../log.js';
 import { StatusDisplay, type StatusSnapshot } from './status.js';
 import { TransferTracker } from './transfers.js';

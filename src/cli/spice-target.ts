@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command } from './commander.js';
 import type { SpiceTlsOptions } from '../spice/index.js';
 import { CliError, ExitCode } from './exit-codes.js';
 

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { Option, type Command } from '../commander.js';
 import { join } from 'node:path';
 import type { DemoVm } from '../../vm/demo.js';
 import type { CommandModule } from '../program.js';

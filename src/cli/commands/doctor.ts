@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command } from '../commander.js';
 import { existsSync } from 'node:fs';
 import type { CheckResult } from '../../doctor/report.js';
 import { DEFAULT_GUEST_PORT } from '../../guest/defaults.js';

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { Option, type Command } from '../commander.js';
 import { DEFAULT_GUEST_HOSTS, DEFAULT_GUEST_PORT, DEFAULT_WAIT_FOR_HOST } from '../../guest/defaults.js';
 import { DEFAULT_PORT_PATH } from '../../guest/port-device.js';
 import type { CommandModule } from '../program.js';
