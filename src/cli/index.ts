@@ -3,12 +3,14 @@
  * The `spicedav` command. Each sub-command lives in ./commands/<name>.ts; this file only wires them up and
  * turns failures into a clear message and a documented exit code.
  */
-import { CommanderError } from 'commander';
+import { CommanderError } from './commander.js';
 import { createProgram } from './program.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { commands } from './commands/index.js';
+import { capYoungGeneration } from './young-generation.js';
 
 async function main(argv: string[]): Promise<number> {
+  capYoungGeneration();
   const program = createProgram(commands);
   try {
     await program.parseAsync(argv);
