@@ -1,14 +1,14 @@
 // npm run bench:dav [-- --dir DIR] [-- --servers spicedav,apache,chezdav] [-- --skip STEPS] [-- --passes N]
 //
-// Measures spicedav's DavServer with the shared bench scripts (../shared/bench: litmus, 1 GiB GET/PUT with peak
+// Measures `spicedav serve` with the shared bench scripts (../shared/bench: litmus, 1 GiB GET/PUT with peak
 // RSS, 2,000 x 4 KiB PUT/GET, PROPFIND Depth 1 on 10,000 entries, 8 x 64 MiB GET) and, in the same run, Apache
 // mod_dav_fs and chezdav (phodav) when they are installed, one server at a time, each on its own copy of the
 // data (hard links, so the 1.5 GiB is on disk once). Prints every figure, the ratios against Apache and chezdav
 // and the issue's targets. Figures, not pass/fail: the machine is shared, so read ratios of one run, and repeat
 // with --passes when they are close.
 //
-// The DavServer runs in a child process of its own (this file with --serve ROOT PORT), so its RSS is the
-// server's alone, as it is for the peers. Environment: BENCH_DIR (the shared scripts; default
+// spicedav is measured as users run it: `spicedav serve` (the built CLI) in a process of its own, so its RSS is
+// the server's alone, as it is for the peers. Environment: BENCH_DIR (the shared scripts; default
 // ../shared/bench next to the checkout), QUIET_MAX/QUIET_PCT (passed to run-all.sh: how long to wait for a
 // quiet CPU before each step; default 30 s / 25 %).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -16,7 +16,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node
 import { createServer } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DavServer } from '../dav/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -34,13 +33,6 @@ function repoRoot(): string {
     dir = up;
   }
   return dir;
-}
-
-/** Child mode: serve ROOT on 127.0.0.1:PORT until SIGTERM. */
-async function serveChild(root: string, port: number): Promise<void> {
-  const dav = new DavServer({ root, stateDir: join(root, '..', `state-${port}`) });
-  await dav.listen({ port, host: '127.0.0.1' });
-  process.on('SIGTERM', () => void dav.close().then(() => process.exit(0)));
 }
 
 function freePort(): Promise<number> {
@@ -102,7 +94,9 @@ const SERVERS: Record<string, { available: () => boolean; start: (dir: string, w
     available: () => true,
     async start(dir) {
       const port = await freePort();
-      const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', dir, String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const cli = join(here, '..', 'src', 'cli', 'index.js');
+      const args = [cli, '--no-status', 'serve', dir, '--port', String(port), '--state-dir', join(dir, '..', `state-${port}`)];
+      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
       await waitUp(port, proc);
       return { proc, port, pids: String(proc.pid), stop: stopper(proc) };
     },
@@ -214,10 +208,6 @@ function report(results: Results): void {
 let benchDir = '';
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--serve') {
-    await serveChild(resolve(process.argv[3] ?? '.'), Number(process.argv[4]));
-    return;
-  }
   benchDir = process.env.BENCH_DIR ?? join(repoRoot(), '..', 'shared', 'bench');
   if (!existsSync(join(benchDir, 'run-all.sh'))) throw new Error(`no bench scripts in ${benchDir}; set BENCH_DIR`);
   const work = resolve(option('--dir', '/tmp/spicedav-bench'));
