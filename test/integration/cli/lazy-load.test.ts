@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
@@ -8,7 +9,8 @@ import { buildRoot, cliPath } from '../../helpers/paths.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 // Each command loads its subsystem when it runs, not when the CLI starts: `spicedav guest` boots with the VM,
-// where every module costs startup time under emulation, and `serve` should not carry the SPICE client.
+// where every module costs startup time under emulation, and `serve` should not carry the SPICE client. The
+// last tests check two things that keep the process's memory down (docs/performance.md, session 4).
 
 /** The build's modules (relative to the build root) that `spicedav ARGS` loads, recorded by a resolve hook. */
 async function modulesLoadedBy(t: Parameters<typeof tempDir>[0], args: string[]): Promise<string[]> {
@@ -37,4 +39,67 @@ test('--help and --version load no subsystem: dav, the SPICE client, host, guest
     assert.ok(loaded.includes('src/cli/index.js'), `the hook saw the CLI itself (${args.join(' ')})`);
     assert.deepEqual(loaded.filter((m) => heavy.test(m)), [], `spicedav ${args.join(' ')} loaded them`);
   }
+});
+
+// CommonJS packages (saxes, commander, fs-extra) are loaded with require(): importing one from ESM runs Node's
+// CommonJS lexer over it, and the lexer stays resident (5 MiB for saxes alone; src/require-cjs.ts).
+const LEXER = 'cjs-module-lexer';
+
+test('the CLI and a working server load no CommonJS package through import (Node never runs its CJS lexer)', async (t) => {
+  const dir = await tempDir(t);
+  const list = join(dir, 'loaded.json');
+  const preload = join(dir, 'record.mjs');
+  writeFileSync(preload, `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(list)}, JSON.stringify(process.moduleLoadList)));\n`);
+  for (const args of [['--help'], ['serve', '--help'], ['doctor', '--help']]) {
+    execFileSync(process.execPath, ['--import', pathToFileURL(preload).href, cliPath, ...args], { stdio: 'ignore' });
+    const loaded = JSON.parse(readFileSync(list, 'utf8')) as string[];
+    assert.ok(loaded.length > 0);
+    assert.deepEqual(loaded.filter((m) => m.includes(LEXER)), [], `spicedav ${args.join(' ')}`);
+  }
+
+  // The library at work: a logger, XML bodies (saxes), a collection COPY (fs-extra).
+  const root = join(dir, 'share');
+  mkdirSync(root);
+  const script = `
+    import { Writable } from 'node:stream';
+    const { DavServer, createLogger } = await import(${JSON.stringify(pathToFileURL(join(buildRoot, 'src', 'index.js')).href)});
+    const log = createLogger({ level: 'debug', format: 'json', destination: new Writable({ write: (c, e, cb) => cb() }) });
+    const dav = new DavServer({ root: ${JSON.stringify(root)}, stateDir: false, log });
+    const { port } = await dav.listen({ port: 0 });
+    const url = (p) => 'http://127.0.0.1:' + port + p;
+    const statuses = [];
+    const send = async (method, p, headers = {}, body) => statuses.push((await fetch(url(p), { method, headers, body })).status);
+    await send('MKCOL', '/a/');
+    await send('PUT', '/a/f.txt', {}, 'x');
+    await send('PROPPATCH', '/a/f.txt', {}, '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><z:p xmlns:z="urn:z">v</z:p></D:prop></D:set></D:propertyupdate>');
+    await send('PROPFIND', '/a/', { Depth: '1' }, '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>');
+    await send('COPY', '/a/', { Destination: url('/b/') });
+    await dav.close();
+    console.log(JSON.stringify({ statuses, lexer: process.moduleLoadList.filter((m) => m.includes(${JSON.stringify(LEXER)})) }));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  const { statuses, lexer } = JSON.parse(out.trim().split('\n').pop() as string) as { statuses: number[]; lexer: string[] };
+  assert.deepEqual(statuses, [201, 201, 207, 207, 201], 'the requests did their work');
+  assert.deepEqual(lexer, []);
+});
+
+test("the CLI keeps V8's young generation at its starting size, however much short-lived data goes through", async (t) => {
+  const dir = await tempDir(t);
+  const out = join(dir, 'new-space');
+  const preload = join(dir, 'churn.mjs');
+  // After the CLI ran: a stream of objects that each survive a few scavenges, as a long transfer makes. Without
+  // the cap V8 grows the young generation to 32 MiB here; with it, it stays at 2 (two 1 MiB semi-spaces).
+  writeFileSync(
+    preload,
+    `import { writeFileSync } from 'node:fs';
+import v8 from 'node:v8';
+process.on('exit', () => {
+  const keep = [];
+  for (let i = 0; i < 300000; i++) { keep.push(new Array(64).fill(i)); if (keep.length > 3000) keep.shift(); }
+  writeFileSync(${JSON.stringify(out)}, String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size));
+});
+`,
+  );
+  execFileSync(process.execPath, ['--import', pathToFileURL(preload).href, cliPath, '--version'], { stdio: 'ignore' });
+  assert.ok(Number(readFileSync(out, 'utf8')) <= 4 * 1024 * 1024, `young generation ${readFileSync(out, 'utf8')} bytes`);
 });
