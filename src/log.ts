@@ -33,8 +33,8 @@ export interface CreateLoggerOptions {
 
 /**
  * Level numbers as pino writes them, so that tools made for pino's lines (pino-pretty, log shippers) read ours.
- * The logger is our own rather than pino: pino and its ten dependencies cost 2.6 MiB of resident memory and
- * 4.6 MiB of Node's own code pages in every process, for the few lines a quiet server writes.
+ * The logger is our own rather than pino: pino and its twelve dependencies cost 2.6 MiB of resident memory in
+ * every process, for the few lines a quiet server writes.
  */
 const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 type Level = keyof typeof LEVELS;
@@ -71,7 +71,7 @@ function leveled(threshold: number, emit: Emit, bindings: Record<string, unknown
 }
 
 /** pino's line format: `{"level":30,"time":<ms>,...fields,"msg":"..."}`. */
-export function jsonLine(level: number, fields: Record<string, unknown>, msg: string | undefined): string {
+function jsonLine(level: number, fields: Record<string, unknown>, msg: string | undefined): string {
   const record = { level, time: Date.now(), ...fields, msg };
   try {
     return JSON.stringify(record, loggable) + '\n';
@@ -82,7 +82,7 @@ export function jsonLine(level: number, fields: Record<string, unknown>, msg: st
 }
 
 /** A short human line: `12:00:01 INFO mux: client opened id=5 bytes=10`. */
-export function prettyLine(level: number, fields: Record<string, unknown>, msg: string | undefined): string {
+function prettyLine(level: number, fields: Record<string, unknown>, msg: string | undefined): string {
   const { component, ...rest } = fields;
   const time = new Date().toISOString().slice(11, 19);
   const text = Object.entries(rest)
