@@ -38,29 +38,22 @@ export interface CreateLoggerOptions {
  */
 const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 type Level = keyof typeof LEVELS;
-const LABELS: Record<number, string> = { 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR' };
 
-/** Writes one log record: its level, the bound and given fields merged, and the message. */
-type Emit = (level: number, fields: Record<string, unknown>, msg: string | undefined) => void;
+/** Formats one log record: its level, the bound and given fields merged, and the message. */
+type Format = (level: Level, fields: Record<string, unknown>, msg: string | undefined) => string;
 
 /** The CLI's logger: structured, to stderr, quiet unless asked. */
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
   const level = options.level ?? 'info';
   if (level === 'silent') return silentLogger;
   const destination = options.destination ?? process.stderr;
-  const emit: Emit =
-    options.format === 'json'
-      ? (lv, fields, msg) => destination.write(jsonLine(lv, fields, msg))
-      : (lv, fields, msg) => destination.write(prettyLine(lv, fields, msg));
-  return leveled(LEVELS[level], emit, {});
+  const format = options.format === 'json' ? jsonLine : prettyLine;
+  return leveled(LEVELS[level], (lv, fields, msg) => destination.write(format(lv, fields, msg)), {});
 }
 
-function leveled(threshold: number, emit: Emit, bindings: Record<string, unknown>): Logger {
-  const method = (level: Level) => {
-    const value = LEVELS[level];
-    if (value < threshold) return () => {};
-    return (obj: object, msg?: string) => emit(value, { ...bindings, ...obj }, msg);
-  };
+function leveled(threshold: number, emit: (...record: Parameters<Format>) => void, bindings: Record<string, unknown>): Logger {
+  const method = (level: Level) =>
+    LEVELS[level] < threshold ? () => {} : (obj: object, msg?: string) => emit(level, { ...bindings, ...obj }, msg);
   return {
     error: method('error'),
     warn: method('warn'),
@@ -71,25 +64,25 @@ function leveled(threshold: number, emit: Emit, bindings: Record<string, unknown
 }
 
 /** pino's line format: `{"level":30,"time":<ms>,...fields,"msg":"..."}`. */
-function jsonLine(level: number, fields: Record<string, unknown>, msg: string | undefined): string {
-  const record = { level, time: Date.now(), ...fields, msg };
+const jsonLine: Format = (level, fields, msg) => {
+  const record = { level: LEVELS[level], time: Date.now(), ...fields, msg };
   try {
     return JSON.stringify(record, loggable) + '\n';
   } catch {
     // A field that cannot be serialized (a cycle) must not cost the message itself.
-    return JSON.stringify({ level, time: record.time, msg, logError: 'fields not serializable' }) + '\n';
+    return JSON.stringify({ level: record.level, time: record.time, msg, logError: 'fields not serializable' }) + '\n';
   }
-}
+};
 
 /** A short human line: `12:00:01 INFO mux: client opened id=5 bytes=10`. */
-function prettyLine(level: number, fields: Record<string, unknown>, msg: string | undefined): string {
+const prettyLine: Format = (level, fields, msg) => {
   const { component, ...rest } = fields;
   const time = new Date().toISOString().slice(11, 19);
   const text = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : v instanceof Error ? v.message : safeJson(v)}`)
     .join(' ');
-  return `${time} ${LABELS[level] ?? String(level)}${component ? ` ${String(component)}:` : ''} ${msg ?? ''}${text ? ' ' + text : ''}\n`;
-}
+  return `${time} ${level.toUpperCase()}${component ? ` ${String(component)}:` : ''} ${msg ?? ''}${text ? ' ' + text : ''}\n`;
+};
 
 function safeJson(v: unknown): string {
   try {
