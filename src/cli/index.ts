@@ -7,10 +7,10 @@ import { CommanderError } from './commander.js';
 import { createProgram } from './program.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { commands } from './commands/index.js';
-import { capYoungGeneration } from './young-generation.js';
+import { tuneV8 } from './v8-tuning.js';
 
 async function main(argv: string[]): Promise<number> {
-  capYoungGeneration();
+  tuneV8();
   const program = createProgram(commands);
   try {
     await program.parseAsync(argv);
