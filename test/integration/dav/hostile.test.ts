@@ -80,6 +80,13 @@ function corpus(port: number): Case[] {
     { method: 'PUT', target: '/dangling', body: 'pwned', expect: [403] },
     { method: 'PUT', target: '/%2e%2e/outside/new.txt', body: 'pwned', expect: [400] },
     { method: 'MKCOL', target: '/out-link/newdir', expect: [403] },
+    // Below a link, through a directory that does not exist (yet): still the link's verdict.
+    { method: 'PUT', target: '/out-link/missing/new.txt', body: 'pwned', expect: [403] },
+    { method: 'MKCOL', target: '/inner/deep-out/missing/newdir', expect: [403] },
+    get('/root-link/missing/file', [403]),
+    // A file used as a directory.
+    get('/inside.txt/x', [404]),
+    { method: 'PUT', target: '/inside.txt/x', body: 'pwned', expect: [409] },
     { method: 'MKCOL', target: '/dangling', expect: [403] },
     { method: 'DELETE', target: '/out-link/canary.txt', expect: [403] },
     { method: 'DELETE', target: '/out-file', expect: [403] },
@@ -169,6 +176,9 @@ test("followSymlinks 'inside' serves links within the share, 'never' hides them"
   await setUp(inside.root, inside.outside);
   await writeFile(join(inside.root, 'dir', 'f.txt'), 'via link');
   assert.equal((await inside.req('GET', '/in-link/f.txt')).body, 'via link');
+  assert.equal((await inside.req('PUT', '/in-link/sub/new.txt', { body: 'through the link' })).status, 201);
+  assert.equal(await readFile(join(inside.root, 'dir', 'sub', 'new.txt'), 'utf8'), 'through the link');
+  assert.equal((await inside.req('PUT', '/in-link/missing/new.txt', { body: 'x' })).status, 409, 'a missing parent below a link');
   const list = await inside.req('PROPFIND', '/', { headers: { depth: '1' } });
   assert.ok(list.body.includes('<D:href>/in-link/</D:href>'));
   assert.ok(!list.body.includes('out-link'));
