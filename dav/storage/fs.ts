@@ -221,14 +221,14 @@ export class FsStorage implements Storage {
     if (!r.exists && !r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist; MKCOL it first`);
     return {
       existing: st ? entryOf(path, st) : null,
-      commit: (body, options) => this.#commit(path, r.target, st ? st.mode & 0o7777 : null, body, options),
+      commit: (body, options) => this.#commit(path, r.target, st ? { mode: st.mode & 0o7777, size: st.size } : null, body, options),
     };
   }
 
   async #commit(
     path: DavPath,
     target: string,
-    oldMode: number | null,
+    old: { mode: number; size: number } | null,
     body: Readable,
     options: CommitOptions,
   ): Promise<{ created: boolean; entry: Entry }> {
@@ -236,7 +236,7 @@ export class FsStorage implements Storage {
     const tmp = this.#temp(target);
     let fd: number | null = null;
     try {
-      fd = await io.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, oldMode ?? 0o666);
+      fd = await io.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, old?.mode ?? 0o666);
       let total = 0;
       const count = (n: number) => {
         total += n;
@@ -263,7 +263,7 @@ export class FsStorage implements Storage {
         await pipeline(body, counter, createWriteStream('', { fd, autoClose: false, highWaterMark: 1024 * 1024 }));
       }
       // The new file keeps the old one's permissions exactly (open's mode is filtered by the umask).
-      if (oldMode !== null) await io.fchmod(fd, oldMode);
+      if (old !== null) await io.fchmod(fd, old.mode);
       const st = await io.fstat(fd);
       const closing = fd;
       fd = null;
@@ -271,12 +271,12 @@ export class FsStorage implements Storage {
       if (options.expect?.etag === null) {
         // "Only if absent": link() fails if a file appeared meanwhile, where rename would replace it.
         await this.#linkNew(tmp, target, path);
-        await io.unlink(tmp);
+        await io.unlink(tmp, 0); // the file keeps its new name: nothing is freed
       } else {
         if (options.expect !== undefined) await this.#checkUnchanged(target, options.expect.etag as string, path);
-        await io.rename(tmp, target);
+        await io.rename(tmp, target, old?.size);
       }
-      return { created: oldMode === null, entry: entryOf(path, st) };
+      return { created: old === null, entry: entryOf(path, st) };
     } catch (err) {
       if (fd !== null) await io.close(fd).catch(() => {});
       await io.unlink(tmp).catch(() => {});
@@ -339,7 +339,7 @@ export class FsStorage implements Storage {
       // A file (or a link) is one unlink; trees go to fs-extra.
       const st = await this.#io.lstat(r.entry);
       if (st.isDirectory()) await fsExtra().remove(r.entry);
-      else await this.#io.unlink(r.entry);
+      else await this.#io.unlink(r.entry, st.size);
       return [];
     } catch (err) {
       // The fast path stopped at the first error; walk the tree to remove what can be removed and name what can't.
@@ -390,7 +390,7 @@ export class FsStorage implements Storage {
         // A file over a file: rename replaces it in one step. Across file systems (a mount inside the share)
         // the file is copied beside the destination first, so a failed copy leaves the destination whole.
         try {
-          await this.#io.rename(src.entry, dst.entry);
+          await this.#io.rename(src.entry, dst.entry, dst.stats?.size);
           return [];
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
@@ -399,14 +399,14 @@ export class FsStorage implements Storage {
         const tmp = this.#temp(dst.entry);
         try {
           await fs.copy(src.entry, tmp, { dereference: false, errorOnExist: true, preserveTimestamps: true });
-          await this.#io.rename(tmp, dst.entry);
+          await this.#io.rename(tmp, dst.entry, dst.stats?.size);
         } catch (err) {
           await fs.remove(tmp).catch(() => {});
           throw err;
         } finally {
           this.#release(tmp);
         }
-        await this.#io.unlink(src.entry);
+        await this.#io.unlink(src.entry, src.stats?.size);
         return [];
       }
       // A collection on either side: RFC 4918 §9.9.3's order, the destination deleted first (what cannot be
@@ -465,7 +465,8 @@ export class FsStorage implements Storage {
           return failures;
         }
       }
-      await this.#io.rename(tmp, dst.entry);
+      // A collection it replaces is gone by now; a file is freed by the rename.
+      await this.#io.rename(tmp, dst.entry, dst.stats?.isFile() ? dst.stats.size : 0);
       return [];
     } catch (err) {
       await fsExtra().remove(tmp).catch(() => {});

@@ -1,8 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createIo, isLocalFileSystem } from '../../../dav/storage/io.js';
+import { FREE_INLINE_MAX, createIo, isLocalFileSystem } from '../../../dav/storage/io.js';
 import { silentLogger } from '../../../src/log.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -33,6 +33,29 @@ test('three slow inline calls within ten seconds move the share to the thread po
   assert.equal(io.inline, true);
   await io.stat(dir);
   assert.equal(io.inline, false, 'the third trips the gate');
+});
+
+test('unlinks and renames that free a large file go to the thread pool: they neither block nor trip the gate', async (t) => {
+  const dir = await tempDir(t);
+  const io = createIo({ enabled: true, maxMs: -1, cooldownMs: 60_000, log: silentLogger });
+  const big = FREE_INLINE_MAX + 1;
+  for (let i = 0; i < 3; i++) {
+    await writeFile(join(dir, 'a'), `new ${i}`);
+    await writeFile(join(dir, 'b'), 'old');
+    await io.rename(join(dir, 'a'), join(dir, 'b'), big);
+    assert.equal(await readFile(join(dir, 'b'), 'utf8'), `new ${i}`);
+    await io.unlink(join(dir, 'b'), big);
+    await writeFile(join(dir, 'c'), 'x');
+    await io.unlink(join(dir, 'c')); // size unknown: counts as large
+  }
+  assert.deepEqual(await readdir(dir), []);
+  assert.equal(io.inline, true, 'none of them ran inline, so none was timed');
+  // The same calls freeing small files run inline, where every call is "slow" here: the third trips the gate.
+  for (let i = 0; i < 3; i++) {
+    await writeFile(join(dir, 'a'), 'x');
+    await io.unlink(join(dir, 'a'), 1);
+  }
+  assert.equal(io.inline, false);
 });
 
 test('the temporary directory is recognised as local or not without throwing', () => {
