@@ -16,8 +16,9 @@ import { setFlagsFromString } from 'node:v8';
  *   instead of 67,584 bytecode bytes). A request runs through a few hundred functions, ours and Node's HTTP
  *   stack, each run a few times per request; with the default budget the first ~1,000 small requests of a fresh
  *   server ran interpreted at half speed, which is a whole directory listing's worth of small GETs a user waits
- *   on. Measured with 2,000 sequential 4 KiB GETs on a fresh `spicedav serve`: the second 250 went from
- *   1,500–2,300 to 2,700–3,700 per second, the steady state and the resident memory did not change.
+ *   on. Measured in slices of 250 sequential 4 KiB GETs on a fresh `spicedav serve`: the second and third
+ *   slices ran at 1,500–2,500 per second with V8's default, 2,300–3,700 with this budget; the steady state and
+ *   the resident memory did not change.
  */
 export function tuneV8(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
