@@ -14,7 +14,6 @@ import { noSpiceDisplay, parseDomDisplay, remoteHostOf, type DomainSpiceAddress 
 /** Where virt-manager keeps its VMs; tried when the default connection does not know the domain. */
 export const LIBVIRT_SYSTEM_URI = 'qemu:///system';
 
-
 /** What virsh printed and how it exited. */
 export interface VirshResult {
   code: number;
@@ -22,8 +21,11 @@ export interface VirshResult {
   stderr: string;
 }
 
-/** Runs virsh with these arguments; rejects with ENOENT when it is not installed. */
-export type VirshRunner = (args: string[]) => Promise<VirshResult>;
+/**
+ * Runs virsh with these arguments; rejects with ENOENT when it is not installed. An aborted `signal` kills it and
+ * rejects with an AbortError.
+ */
+export type VirshRunner = (args: string[], signal?: AbortSignal) => Promise<VirshResult>;
 
 /** Options of {@link DomainLocator}. */
 export interface DomainLocatorOptions {
@@ -44,8 +46,10 @@ export interface DomainLocatorOptions {
 const NOT_FOUND = /failed to get domain '|domain not found|no domain with matching/i;
 const NOT_RUNNING = /not running|domain is not active/i;
 const NO_DISPLAY = /no graphical display/i;
-/** Answers about the domain itself, which no other set of options would change. */
-const KNOWN_FAILURE = [NOT_FOUND, NOT_RUNNING, NO_DISPLAY];
+/** What virshRunner adds to stderr when virsh did not answer in time. */
+const TIMED_OUT = /virsh did not answer within/;
+/** Answers about the domain itself, or no answer at all, which no other set of options would change. */
+const KNOWN_FAILURE = [NOT_FOUND, NOT_RUNNING, NO_DISPLAY, TIMED_OUT];
 const UNKNOWN_OPTION = /doesn't support option|unknown option|unexpected data/i;
 
 /** How long one virsh call may take by default. */
@@ -57,14 +61,20 @@ const VIRSH_TIMEOUT_MS = 30_000;
  */
 export function virshRunner(options: { program?: string; timeoutMs?: number } = {}): VirshRunner {
   const timeoutMs = options.timeoutMs ?? VIRSH_TIMEOUT_MS;
-  return (args) =>
+  return (args, signal) =>
     new Promise((resolve, reject) => {
-      execFile(options.program ?? 'virsh', args, { env: { ...process.env, LC_ALL: 'C' }, timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile(options.program ?? 'virsh', args, { env: { ...process.env, LC_ALL: 'C' }, timeout: timeoutMs, maxBuffer: 1024 * 1024, signal }, (err, stdout, stderr) => {
         const code = (err as NodeJS.ErrnoException | null)?.code;
-        if (code === 'ENOENT') return reject(err as Error);
+        if (code === 'ENOENT' || code === 'ABORT_ERR') return reject(err as Error);
         // Killed by the timeout (libvirtd hung, or a remote connection that does not answer): say so.
         const timedOut = (err as { killed?: boolean } | null)?.killed === true;
-        resolve({ code: err === null ? 0 : typeof code === 'number' ? code : 1, stdout, stderr: timedOut ? `${stderr}\nerror: virsh did not answer within ${timeoutMs / 1000} s` : stderr });
+        // Not started at all (EACCES, ...): its reason is the message, as virsh would have said it.
+        const failed = typeof code === 'string' ? `error: cannot run virsh: ${(err as Error).message}` : '';
+        resolve({
+          code: err === null ? 0 : typeof code === 'number' ? code : 1,
+          stdout,
+          stderr: timedOut ? `${stderr}\nerror: virsh did not answer within ${timeoutMs / 1000} s` : failed || stderr,
+        });
       });
     });
 }
@@ -92,9 +102,11 @@ function virshMessage(r: VirshResult): string {
 export class DomainLocator {
   readonly domain: string;
   readonly #run: VirshRunner;
-  /** The connection that knew the domain (after the first success), so later calls go straight to it. */
+  /**
+   * The connection that knew the domain, so later calls go straight to it: the one given, or once found,
+   * qemu:///system. Undefined: virsh's default, with qemu:///system to try when it does not know the domain.
+   */
   #connect: string | undefined;
-  readonly #fallback: boolean;
   /** Whether this virsh knows `domdisplay --type` (older ones print the first display of any type). */
   #typeOption = true;
   /** Whether to ask for the password: until a connection shows it may not be seen (read-only access). */
@@ -104,7 +116,6 @@ export class DomainLocator {
     this.domain = options.domain;
     this.#run = options.run ?? runVirsh;
     this.#connect = options.connect;
-    this.#fallback = options.connect === undefined;
     this.#passwordOption = options.password ?? true;
   }
 
@@ -113,20 +124,22 @@ export class DomainLocator {
     return this.#connect;
   }
 
-  /** Where the domain's SPICE server is now, and its password when asked for and visible. */
-  async locate(): Promise<DomainSpiceAddress> {
-    let r = await this.#domdisplay(this.#connect);
-    if (r.code !== 0 && NOT_FOUND.test(r.stderr) && this.#fallback && this.#connect === undefined) {
-      // virsh's default for a user is qemu:///session; virt-manager's VMs are in qemu:///system.
-      const system = await this.#domdisplay(LIBVIRT_SYSTEM_URI);
-      if (system.code === 0 || NOT_RUNNING.test(system.stderr)) {
+  /** Where the domain's SPICE server is now, and its password when asked for and visible. `signal` stops virsh. */
+  async locate(signal?: AbortSignal): Promise<DomainSpiceAddress> {
+    let r = await this.#domdisplay(this.#connect, signal);
+    if (r.code !== 0 && NOT_FOUND.test(r.stderr) && this.#connect === undefined) {
+      // virsh's default for a user is qemu:///session; virt-manager's VMs are in qemu:///system. An answer about
+      // the domain there (its display, not running, no SPICE display) means it lives there; a connection that
+      // fails says nothing about it, and the domain stays "not found".
+      const system = await this.#domdisplay(LIBVIRT_SYSTEM_URI, signal);
+      if (system.code === 0 || NOT_RUNNING.test(system.stderr) || NO_DISPLAY.test(system.stderr)) {
         this.#connect = LIBVIRT_SYSTEM_URI;
         r = system;
       }
     }
     if (r.code === 0) return parseDomDisplay(r.stdout, this.domain, remoteHostOf(this.#connect));
     const why = virshMessage(r);
-    const where = this.#connect ?? (this.#fallback ? `virsh's default connection or ${LIBVIRT_SYSTEM_URI}` : 'that connection');
+    const where = this.#connect ?? `virsh's default connection or ${LIBVIRT_SYSTEM_URI}`;
     if (NOT_FOUND.test(r.stderr)) {
       throw new HostError('HOST_ERR_DOMAIN_NOT_FOUND', `libvirt has no domain "${this.domain}" on ${where} (${why}); \`virsh list --all\` shows the names; --connect URI picks the connection`);
     }
@@ -137,7 +150,7 @@ export class DomainLocator {
     throw new HostError('HOST_ERR_LIBVIRT', `virsh domdisplay ${this.domain} failed: ${why}`);
   }
 
-  async #domdisplay(connect: string | undefined): Promise<VirshResult> {
+  async #domdisplay(connect: string | undefined, signal: AbortSignal | undefined): Promise<VirshResult> {
     const args = () => [
       ...connectArgs(connect),
       'domdisplay',
@@ -146,25 +159,25 @@ export class DomainLocator {
       '--domain',
       this.domain,
     ];
-    let r = await this.#exec(args());
+    let r = await this.#exec(args(), signal);
     if (r.code !== 0 && this.#typeOption && UNKNOWN_OPTION.test(r.stderr)) {
       this.#typeOption = false;
-      r = await this.#exec(args());
+      r = await this.#exec(args(), signal);
     }
     if (r.code !== 0 && this.#passwordOption && !KNOWN_FAILURE.some((re) => re.test(r.stderr))) {
       // Refused with the password (a read-only connection may not see it): the address alone, if that works,
       // is all we can have; libvirtd being down fails both ways and leaves the option for next time.
       this.#passwordOption = false;
-      const plain = await this.#exec(args());
+      const plain = await this.#exec(args(), signal);
       if (plain.code === 0) return plain;
       this.#passwordOption = true;
     }
     return r;
   }
 
-  async #exec(args: string[]): Promise<VirshResult> {
+  async #exec(args: string[], signal: AbortSignal | undefined): Promise<VirshResult> {
     try {
-      return await this.#run(args);
+      return await this.#run(args, signal);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new HostError(

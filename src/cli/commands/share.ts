@@ -62,13 +62,14 @@ async function transportFor(o: ShareCliOptions, log: Logger, { QemuSocketTranspo
     // The domain's SPICE password comes from libvirt too, unless one was given.
     const locator = new DomainLocator({ domain: o.domain, connect: o.connect, password: common.password === undefined });
     // Asked once before starting, so that a wrong name or a missing virsh ends the command with its message and
-    // exit code. A domain that is not running yet is not an error: the transport asks again until it runs.
+    // exit code. A domain that is not running yet, or libvirt not answering now (libvirtd restarting at login),
+    // is not an error: the transport asks again until it can link.
     try {
       await locator.locate();
     } catch (err) {
-      if (!hasCode(err, 'HOST_ERR_DOMAIN_NOT_RUNNING')) throw err;
+      if (!hasCode(err, 'HOST_ERR_DOMAIN_NOT_RUNNING') && !hasCode(err, 'HOST_ERR_LIBVIRT')) throw err;
     }
-    return { transport: new SpiceTransport({ ...common, locate: () => locator.locate() }), target: `libvirt domain ${o.domain}` };
+    return { transport: new SpiceTransport({ ...common, locate: (signal) => locator.locate(signal) }), target: `libvirt domain ${o.domain}` };
   }
   const address = parseSpiceUri(o.spice!);
   return { transport: new SpiceTransport({ ...address, ...common }), target: o.spice! };

@@ -27,9 +27,10 @@ export interface SpiceTransportOptions extends Omit<SpiceEndpoint, 'host'> {
    * DomainLocator.locate for a libvirt domain, whose port changes each time it starts). A password it returns
    * replaces `password`. HOST_ERR_DOMAIN_NOT_FOUND, HOST_ERR_NO_SPICE_DISPLAY and HOST_ERR_NO_VIRSH end the
    * transport; HOST_ERR_DOMAIN_NOT_RUNNING is a 'waiting' state, asked again every LOCATE_POLL_MS; any other
-   * error is retried like a server that is not up yet.
+   * error is retried like a server that is not up yet. `signal` is aborted by close(): a call still running
+   * should stop then.
    */
-  locate?: () => Promise<LocatedServer>;
+  locate?: (signal: AbortSignal) => Promise<LocatedServer>;
   /** The port channel to use: SPICE_CHANNEL_WEBDAV (default). */
   channelType?: number;
   /** Its id; default the first one the server lists. */
@@ -129,7 +130,7 @@ export class SpiceTransport extends EventEmitter implements Transport {
     while (!signal.aborted) {
       if (this.#opts.locate !== undefined) {
         try {
-          this.#address = await this.#opts.locate();
+          this.#address = await this.#opts.locate(signal);
         } catch (err) {
           if (signal.aborted) break;
           if (FATAL.has((err as { code?: string }).code ?? '')) {

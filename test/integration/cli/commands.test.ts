@@ -88,3 +88,14 @@ test('serve --htpasswd requires Basic credentials; a missing auth file exits 3',
   assert.equal(missing.code, 3);
   assert.match(missing.stderr, /cannot read the htpasswd file/);
 });
+
+test('share --domain: libvirt not answering at start (libvirtd restarting at login) is retried, not the end', async (t) => {
+  const dir = await tempDir(t);
+  const bin = join(dir, 'bin');
+  await mkdir(bin);
+  await writeFile(join(bin, 'virsh'), '#!/bin/sh\necho "error: failed to connect to the hypervisor" >&2\nexit 1\n', { mode: 0o755 });
+  const cli = startCli(t, ['share', dir, '--domain', 'vm', '--no-status'], { PATH: `${bin}:${process.env.PATH ?? ''}` });
+  await cli.waitFor(/retrying in .*failed to connect to the hypervisor/, 15_000);
+  assert.equal(cli.child.exitCode, null, 'share keeps asking');
+  assert.equal(await cli.stop(), 0);
+});

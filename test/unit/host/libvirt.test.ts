@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DomainLocator, virshRunner, LIBVIRT_SYSTEM_URI, type VirshResult } from '../../../src/host/libvirt.js';
 import { hasCode } from '../../../src/errors.js';
@@ -78,6 +78,15 @@ test('DomainLocator: a domain unknown to the default connection is looked up in 
     v.calls.map((c) => c[0] === '-c' ? c[1] : ''),
     ['', LIBVIRT_SYSTEM_URI, LIBVIRT_SYSTEM_URI],
   );
+
+  // What qemu:///system says about the domain is its answer, not "no such domain"...
+  const noSpice = scripted({ '': fail(NOT_FOUND), [LIBVIRT_SYSTEM_URI]: fail(NO_SPICE) });
+  await assert.rejects(new DomainLocator({ domain: 'vm', run: noSpice.run }).locate(), (e: Error) => hasCode(e, 'HOST_ERR_NO_SPICE_DISPLAY'));
+  // ...while a system connection that fails says nothing about it: still not found, and the default kept.
+  const unreachable = scripted({ '': fail(NOT_FOUND), [LIBVIRT_SYSTEM_URI]: fail('error: failed to connect to the hypervisor\n') });
+  const typo = new DomainLocator({ domain: 'nope', run: unreachable.run });
+  await assert.rejects(typo.locate(), (e: Error) => hasCode(e, 'HOST_ERR_DOMAIN_NOT_FOUND'));
+  assert.equal(typo.connect, undefined);
 });
 
 test('DomainLocator: errors carry stable codes and say what to do', async () => {
@@ -125,7 +134,32 @@ test('virshRunner: a virsh that does not answer is killed after the timeout, and
   const loc = new DomainLocator({ domain: 'vm', connect: 'qemu:///system', run: virshRunner({ program: hung, timeoutMs: 300 }) });
   const t0 = Date.now();
   await assert.rejects(loc.locate(), (e: Error) => hasCode(e, 'HOST_ERR_LIBVIRT') && /virsh did not answer within 0\.3 s/.test(e.message));
-  assert.ok(Date.now() - t0 < 5000, 'bounded by the timeout (twice: with and without --include-password)');
+  assert.ok(Date.now() - t0 < 5000, 'bounded by the timeout');
+});
+
+test('virshRunner: a virsh that did not answer is not asked again without the password; an aborted call kills it', async (t) => {
+  const dir = await tempDir(t);
+  const hung = join(dir, 'virsh');
+  const calls = join(dir, 'calls');
+  await writeFile(hung, `#!/bin/sh\necho "$@" >> ${calls}\nexec sleep 10\n`);
+  await chmod(hung, 0o755);
+  const slow = new DomainLocator({ domain: 'vm', connect: 'x', run: virshRunner({ program: hung, timeoutMs: 300 }) });
+  await assert.rejects(slow.locate(), (e: Error) => hasCode(e, 'HOST_ERR_LIBVIRT'));
+  assert.equal((await readFile(calls, 'utf8')).trim().split('\n').length, 1, 'one call: no answer is no answer, with or without --include-password');
+
+  const stopped = new DomainLocator({ domain: 'vm', connect: 'x', run: virshRunner({ program: hung, timeoutMs: 60_000 }) });
+  const abort = new AbortController();
+  const located = stopped.locate(abort.signal);
+  setTimeout(() => abort.abort(), 200);
+  await assert.rejects(located, { name: 'AbortError' });
+});
+
+test('virshRunner: a virsh that cannot be run at all says why', async (t) => {
+  const dir = await tempDir(t);
+  const notExecutable = join(dir, 'virsh');
+  await writeFile(notExecutable, '#!/bin/sh\n');
+  const loc = new DomainLocator({ domain: 'vm', connect: 'x', run: virshRunner({ program: notExecutable }) });
+  await assert.rejects(loc.locate(), (e: Error) => hasCode(e, 'HOST_ERR_LIBVIRT') && /cannot run virsh: .*EACCES/.test(e.message));
 });
 
 test('DomainLocator: a remote connection gets the remote host for a wildcard listener', async () => {
