@@ -13,6 +13,7 @@ import { realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { silentLogger, type Logger } from '../src/log.js';
+import { isLoopbackHost } from '../src/loopback.js';
 import { DavError } from './errors.js';
 import { Confinement } from './paths.js';
 import { DEFAULT_LIMITS, type DavLimits, type DavServerOptions } from './options.js';
@@ -58,8 +59,6 @@ export interface ListenOptions {
   /** Allow binding beyond loopback without auth (refused by default: anyone on the network could write the share). */
   allowUnauthenticatedRemote?: boolean;
 }
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
 
 /** The real path of `p`, resolving its deepest existing ancestor (the rest may not exist yet). */
 function realpathNearest(p: string): string {
@@ -177,7 +176,7 @@ export class DavServer extends EventEmitter {
   /** Listen on TCP (or TLS) and serve connections there. Resolves with the bound address. */
   async listen(o: ListenOptions = {}): Promise<AddressInfo> {
     const host = o.host ?? '127.0.0.1';
-    if (!o.auth && !o.allowUnauthenticatedRemote && !LOOPBACK.test(host)) {
+    if (!o.auth && !o.allowUnauthenticatedRemote && !isLoopbackHost(host)) {
       throw new DavError(500, 'DAV_ERR_INSECURE_LISTEN', `refusing to serve ${host} without authentication; give auth, or bind 127.0.0.1`);
     }
     const onSocket = (socket: Duplex) => {

@@ -1,6 +1,5 @@
 import { localClientsOf } from '../doctor/sockets.js';
-
-const LOCAL = /^(127\.|localhost$|::1$|::ffff:127\.)/;
+import { isLoopbackHost } from '../loopback.js';
 
 /**
  * Tells whether another program (remote-viewer, virt-manager...) is connected to a SPICE server on this machine,
@@ -8,7 +7,7 @@ const LOCAL = /^(127\.|localhost$|::1$|::ffff:127\.)/;
  * would disconnect the viewer the user is looking at. Remote servers can't be checked this way: undefined.
  */
 export async function localViewer(host: string, port: number | undefined): Promise<string | undefined> {
-  if (port === undefined || !LOCAL.test(host)) return undefined;
+  if (port === undefined || !isLoopbackHost(host)) return undefined;
   const others = (await localClientsOf(port)).filter((p) => p.pid !== process.pid);
   if (others.length === 0) return undefined;
   return others.map((p) => `${p.command.split(' ')[0]!.split('/').pop()} (pid ${p.pid})`).join(', ');

@@ -45,7 +45,14 @@ async function spiceChecks(o: HostDoctorOptions, address: DomainSpiceAddress, re
   const port = address.port ?? address.tlsPort!;
   const err = await reachable(address.host, port, Math.min(timeoutMs, 5000));
   if (err) {
-    results.push({ name: 'SPICE server', status: 'fail', detail: `${address.host}:${port}: ${err.message}`, fix: 'Is the VM running with -spice port=...? Check the address with `virsh domdisplay VM`.' });
+    results.push({
+      name: 'SPICE server',
+      status: 'fail',
+      detail: `${address.host}:${port}: ${err.message}`,
+      fix: o.domain
+        ? `libvirt gave this address, but nothing answers there: is QEMU still starting, or does a firewall block it? \`virsh domdisplay ${o.domain}\` shows what libvirt says now.`
+        : 'Is the VM running with -spice port=...? For a libvirt VM, `virsh domdisplay VM` gives the address (or use --domain VM).',
+    });
     return results;
   }
   results.push({ name: 'SPICE server', status: 'ok', detail: `${address.host}:${port} accepts connections` });

@@ -9,15 +9,17 @@
  *     spice+unix:///run/libvirt/...          (<listen type='socket'>: no TCP port)
  *     spice://127.0.0.1:5900?password=p&w?d  (--include-password: the password as is, unescaped, last)
  */
-import { parseSpiceUri, type SpiceAddress } from '../spice/index.js';
+import { parseSpiceUri } from '../spice/index.js';
+import type { LocatedServer } from './transports/spice.js';
 import { HostError } from './errors.js';
+import { isLoopbackHost } from '../loopback.js';
 
 /** A SPICE address as libvirt gives it: with the domain's SPICE password when it has one and we may see it. */
-export type DomainSpiceAddress = SpiceAddress & { password?: string };
+export type DomainSpiceAddress = LocatedServer;
 
 // virsh prints "localhost" for a server listening on every address; 127.0.0.1 reaches 0.0.0.0 and a dual-stack
 // :: alike, where "localhost" could resolve to ::1 first.
-const WILDCARD = new Set(['localhost', '0.0.0.0', '::', '[::]']);
+const WILDCARD = new Set(['localhost', '0.0.0.0', '::']);
 
 /** HOST_ERR_NO_SPICE_DISPLAY for a domain, with the fix. */
 export function noSpiceDisplay(domain: string): HostError {
@@ -33,11 +35,7 @@ export function remoteHostOf(connect: string | undefined): string | undefined {
   } catch {
     return undefined;
   }
-  return host === '' || isLoopback(host) ? undefined : host;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return host === '' || isLoopbackHost(host) ? undefined : host;
 }
 
 /**
@@ -64,7 +62,7 @@ export function parseDomDisplay(output: string, domain: string, remoteHost?: str
   const address: DomainSpiceAddress = parseSpiceUri(p < 0 ? uri : uri.slice(0, p));
   if (p >= 0) address.password = uri.slice(p + '?password='.length);
   if (WILDCARD.has(address.host)) address.host = remoteHost ?? '127.0.0.1';
-  else if (remoteHost !== undefined && isLoopback(address.host)) {
+  else if (remoteHost !== undefined && isLoopbackHost(address.host)) {
     throw new HostError(
       'HOST_ERR_NO_SPICE_DISPLAY',
       `the domain "${domain}" on ${remoteHost} has its SPICE server on ${address.host}, that machine's loopback, which this one cannot reach: give it <listen type='address' address='0.0.0.0'/>, or tunnel the port (ssh -L) and use --spice`,

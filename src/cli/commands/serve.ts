@@ -4,6 +4,7 @@ import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
 import { portOption, readOptionFile, shareDir } from '../options.js';
 import { CliError, ExitCode } from '../exit-codes.js';
+import { isLoopbackHost } from '../../loopback.js';
 
 interface ServeOptions {
   port: number;
@@ -42,7 +43,7 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
   if (o.htdigest) auth = await DigestAuth.fromFile(o.htdigest, o.realm);
   else if (o.htpasswd) auth = await BasicAuth.fromFile(o.htpasswd, o.realm);
   // Basic sends the password in clear on every request: fine on loopback or inside TLS, not elsewhere.
-  if (o.htpasswd && !tls && !/^(127\.|localhost$|::1$)/.test(o.host)) {
+  if (o.htpasswd && !tls && !isLoopbackHost(o.host)) {
     log.warn({ host: o.host }, 'Basic authentication without TLS sends passwords in clear text; add --tls-cert/--tls-key or use --htdigest');
   }
   const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
