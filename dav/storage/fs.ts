@@ -363,16 +363,10 @@ export class FsStorage implements Storage {
         const st = await this.#io.stat(src.target);
         if (st.isDirectory() && depth === 0) await mkdir(tmp);
         else {
-          await fsExtra().copy(src.target, tmp, {
-            dereference: false,
-            errorOnExist: true,
-            overwrite: false,
-            preserveTimestamps: true,
-            filter: (p: string) => !TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1)),
-          });
+          await fsExtra().copy(src.target, tmp, COPY_OPTIONS);
         }
       } catch (err) {
-        await fsExtra().remove(tmp).catch(() => {});
+        await discard(tmp);
         throw fsError(err, to);
       }
       return await this.#install(tmp, dst, to);
@@ -395,13 +389,12 @@ export class FsStorage implements Storage {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
         }
-        const fs = fsExtra();
         const tmp = this.#temp(dst.entry);
         try {
-          await fs.copy(src.entry, tmp, { dereference: false, errorOnExist: true, preserveTimestamps: true });
+          await fsExtra().copy(src.entry, tmp, COPY_OPTIONS);
           await this.#io.rename(tmp, dst.entry, dst.stats?.size);
         } catch (err) {
-          await fs.remove(tmp).catch(() => {});
+          await discard(tmp);
           throw err;
         } finally {
           this.#release(tmp);
@@ -461,7 +454,7 @@ export class FsStorage implements Storage {
       if (dst.exists && (dst.stats?.isDirectory() || (await this.#io.lstat(tmp)).isDirectory())) {
         const failures = await this.remove(to);
         if (failures.length) {
-          await fsExtra().remove(tmp).catch(() => {});
+          await discard(tmp);
           return failures;
         }
       }
@@ -469,10 +462,29 @@ export class FsStorage implements Storage {
       await this.#io.rename(tmp, dst.entry, dst.stats?.isFile() ? dst.stats.size : 0);
       return [];
     } catch (err) {
-      await fsExtra().remove(tmp).catch(() => {});
+      await discard(tmp);
       throw fsError(err, to);
     }
   }
+}
+
+/**
+ * How COPY and a MOVE across file systems copy: links as links, nothing replaced (the copy goes to a fresh
+ * temporary), timestamps kept, and no temporary of an upload in progress inside a copied collection.
+ */
+const COPY_OPTIONS = {
+  dereference: false,
+  errorOnExist: true,
+  overwrite: false,
+  preserveTimestamps: true,
+  filter: (p: string) => !TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1)),
+};
+
+/** Remove a temporary copy that will not be installed; a failure leaves it for the stale-temporary sweep. */
+async function discard(tmp: string): Promise<void> {
+  await fsExtra()
+    .remove(tmp)
+    .catch(() => {});
 }
 
 /** A temporary name in the same directory as `path` (TEMP_NAME: hidden from listings, skipped by copies). */
