@@ -1,12 +1,8 @@
-/**
- * Poll `condition` every `stepMs` until it holds or `timeoutMs` passed; resolves with its last value, so the
- * caller's assertion says what did not happen in time.
- */
-export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 2000, stepMs = 20): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return true;
-    if (Date.now() >= end) return false;
-    await new Promise((r) => setTimeout(r, stepMs));
+/** Polls `condition` every few ms until it holds; rejects naming `what` once `ms` have passed. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
   }
 }

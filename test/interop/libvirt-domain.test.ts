@@ -155,8 +155,7 @@ test('spice transport with a DomainLocator: the domain restarted on another port
   const second = await startQemu(t);
   assert.notEqual(second.spicePort, first.spicePort);
   await writeNode(join(dir, 'node.xml'), [{ name: 'vm1', spicePort: second.spicePort }]);
-  const relinked = await waitState(tr, (s) => s.state === 'waiting' && /webdav channel linked/.test(s.detail ?? ''), 'the link to the second QEMU', 30_000);
-  assert.ok(relinked);
+  await waitState(tr, (s) => s.state === 'waiting' && /webdav channel linked/.test(s.detail ?? ''), 'the link to the second QEMU', 30_000);
 
   // The domain disappears from libvirt altogether: that ends the transport with the stable code.
   await writeNode(join(dir, 'node.xml'), [{ name: 'other', spicePort: second.spicePort }]);

@@ -23,14 +23,7 @@ export function waitFor<T extends unknown[] = unknown[]>(emitter: EventEmitter, 
   return within(ms, `'${event}'`, once(emitter, event) as Promise<T>);
 }
 
-/** Polls `cond` every few ms until it holds, within `ms`. */
-export async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+export { until } from '../../helpers/wait.js';
 
 /** Everything `stream` yields until its end, within `ms`. */
 export function readAll(stream: Readable, ms = 10_000): Promise<Buffer> {

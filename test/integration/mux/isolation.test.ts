@@ -113,7 +113,7 @@ async function stalledAndBulk(host: MuxSession, guest: MuxSession) {
   const [hStalled, hBulk] = opened as [MuxChannel, MuxChannel];
   hStalled.resume();
   hBulk.resume();
-  return { gStalled, gBulk, hStalled, hBulk, stalledError };
+  return { gBulk, hStalled, hBulk, stalledError };
 }
 
 test("onChannelOverflow 'destroy': overflow destroys only the offender, the other channel completes", async () => {

@@ -35,7 +35,7 @@ test('DomainLocator: asks virsh domdisplay --type spice for the domain, on the g
   // With a password from elsewhere, libvirt's is not asked for.
   const w = scripted({ x: ok('spice://10.0.0.2:5900\n') });
   await new DomainLocator({ domain: 'vm', connect: 'x', password: false, run: w.run }).locate();
-  assert.ok(!w.calls[0]?.includes('--include-password'));
+  assert.deepEqual(w.calls, [['-c', 'x', 'domdisplay', '--type', 'spice', '--domain', 'vm']]);
 });
 
 const FORBIDDEN = 'error: Failed to get domain description xml\nerror: operation forbidden: virDomainGetXMLDesc with secure flag\n';
@@ -124,6 +124,9 @@ test('DomainLocator: a virsh without domdisplay --type is asked without it (once
   assert.deepEqual(await loc.locate(), { host: '127.0.0.1', port: 5900 });
   await loc.locate();
   assert.deepEqual(calls.map((c) => c.includes('--type')), [true, false, false]);
+  // Without --type, virsh prints the first display of any type: a VNC one is not a SPICE address.
+  const vncFirst = new DomainLocator({ domain: 'vm', connect: 'x', run: async (args) => (args.includes('--type') ? fail("error: command 'domdisplay' doesn't support option --type\n") : ok('vnc://127.0.0.1:1\n')) });
+  await assert.rejects(vncFirst.locate(), (e: Error) => hasCode(e, 'HOST_ERR_NO_SPICE_DISPLAY'));
 });
 
 test('virshRunner: a virsh that does not answer is killed after the timeout, and the error says so', async (t) => {
@@ -132,9 +135,7 @@ test('virshRunner: a virsh that does not answer is killed after the timeout, and
   await writeFile(hung, '#!/bin/sh\nexec sleep 10\n');
   await chmod(hung, 0o755);
   const loc = new DomainLocator({ domain: 'vm', connect: 'qemu:///system', run: virshRunner({ program: hung, timeoutMs: 300 }) });
-  const t0 = Date.now();
   await assert.rejects(loc.locate(), (e: Error) => hasCode(e, 'HOST_ERR_LIBVIRT') && /virsh did not answer within 0\.3 s/.test(e.message));
-  assert.ok(Date.now() - t0 < 5000, 'bounded by the timeout');
 });
 
 test('virshRunner: a virsh that did not answer is not asked again without the password; an aborted call kills it', async (t) => {
