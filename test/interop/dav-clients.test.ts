@@ -1,6 +1,8 @@
 /**
  * Real WebDAV clients against DavServer: a davfs2 mount (copy a tree in, read it back byte-exact, rename,
- * delete), cadaver (a neon command-line client) and rclone (copy + check with downloaded content).
+ * delete), cadaver (a neon command-line client), rclone (copy + check with downloaded content) and gvfs, GIO's
+ * dav backend: what GNOME Files uses in a guest to open the shared folder spice-webdavd (or `spicedav guest`)
+ * announces, so the client most of this product's users actually have.
  *
  * The server runs in this process, so every client — and every file operation on the mount, which FUSE turns
  * into requests to this very server — runs as a child process, asynchronously; a synchronous call here would
@@ -168,4 +170,56 @@ test('rclone: copy a tree to the server and check it with downloaded content', {
   const list = await run('rclone', ['lsf', '-R', remote, ...env]);
   assert.equal(list.code, 0, list.out);
   for (const f of files) assert.ok(list.out.split('\n').includes(f), `${f} listed by rclone`);
+});
+
+/** gvfs's dav backend binary (package gvfs-backends); `gio` alone only reaches it through a session bus. */
+const GVFSD_DAV = '/usr/libexec/gvfsd-dav';
+
+test('gvfs (GNOME Files): mount, copy in and out byte-exact, overwrite, save, rename, move, delete', { timeout: 120_000 }, async (t) => {
+  if (!requireTool(t, 'gio', 'libglib2.0-bin') || !requireTool(t, 'dbus-run-session', 'dbus')) return;
+  try {
+    await access(GVFSD_DAV);
+  } catch {
+    const why = `${GVFSD_DAV} is missing (apt-get install gvfs-backends)`;
+    if (process.env.CI === 'true') throw new Error(`${why}; .ci/run should have installed it`);
+    return t.skip(why);
+  }
+  const { base, root, url } = await startDav(t);
+  const first = randomBytes(3 * 1024 * 1024 + 5);
+  const second = randomBytes(2 * 1024 * 1024 + 11);
+  await writeFile(join(base, 'first.bin'), first);
+  await writeFile(join(base, 'second.bin'), second);
+  // gvfs keeps its daemons on a session bus: one private bus for the whole conversation, gone with the script.
+  const dav = `dav${url.slice('http'.length)}`;
+  const dir = `${dav}${encodeURIComponent('a dir')}/`;
+  const file = `${dir}${encodeURIComponent('ünï file.bin')}`;
+  const script = `set -euo pipefail
+gio mount "$DAV" < /dev/null
+gio mkdir "$DIR"
+gio copy "$BASE/first.bin" "$FILE"
+gio copy "$BASE/second.bin" "$FILE"
+echo 'saved through gio' | gio save "$DIR"saved.txt
+echo "cat: $(gio cat "$DIR"saved.txt)"
+gio copy "$FILE" "$BASE/back.bin"
+gio rename "$FILE" renamed.bin
+gio move "$DIR"renamed.bin "$DAV"moved.bin
+echo "list: $(gio list "$DIR" | tr '\n' '|')"
+gio info -a standard::size "$DAV"moved.bin
+if gio remove "$DIR" 2>/dev/null; then echo 'removed a non-empty directory'; exit 1; fi
+gio remove "$DIR"saved.txt
+gio remove "$DIR"
+gio mount -u "$DAV"
+echo done`;
+  const r = await run('dbus-run-session', ['--', 'env', `DAV=${dav}`, `DIR=${dir}`, `FILE=${file}`, `BASE=${base}`, 'bash', '-c', script], {
+    timeoutMs: 90_000,
+  });
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /^done$/m, r.out);
+  assert.match(r.out, /^cat: saved through gio$/m);
+  // gio list runs after the rename and the move: only the saved file is left in the directory.
+  assert.match(r.out, /^list: saved\.txt\|$/m);
+  assert.match(r.out, new RegExp(`standard::size: ${second.length}$`, 'm'));
+  assert.ok((await readFile(join(base, 'back.bin'))).equals(second), 'the copy read back is the overwritten content');
+  assert.ok((await readFile(join(root, 'moved.bin'))).equals(second), 'the moved file on the host is the overwritten content');
+  assert.deepEqual(await readdir(root), ['moved.bin'], 'the directory is gone and no temporary file is left');
 });
