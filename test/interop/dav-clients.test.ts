@@ -189,7 +189,6 @@ test('gvfs (GNOME Files): mount, copy in and out byte-exact, overwrite, save, re
   const second = randomBytes(2 * 1024 * 1024 + 11);
   await writeFile(join(base, 'first.bin'), first);
   await writeFile(join(base, 'second.bin'), second);
-  // gvfs keeps its daemons on a session bus: one private bus for the whole conversation, gone with the script.
   const dav = `dav${url.slice('http'.length)}`;
   const dir = `${dav}${encodeURIComponent('a dir')}/`;
   const file = `${dir}${encodeURIComponent('ünï file.bin')}`;
@@ -210,6 +209,8 @@ gio remove "$DIR"saved.txt
 gio remove "$DIR"
 gio mount -u "$DAV"
 echo done`;
+  // gvfs keeps its daemons on a session bus: one private bus for the whole conversation, gone with the script
+  // (its daemons exit with the bus, so nothing outlives the test).
   const r = await run('dbus-run-session', ['--', 'env', `DAV=${dav}`, `DIR=${dir}`, `FILE=${file}`, `BASE=${base}`, 'bash', '-c', script], {
     timeoutMs: 90_000,
   });
