@@ -53,10 +53,17 @@ function badSegment(seg: string): boolean {
   return seg === '.' || seg === '..' || seg.includes('/') || seg.includes('\\') || seg.includes('\0');
 }
 
-/** Names of the server's temporaries (uploads and copies in progress): hidden from listings, never addressable. */
-export const TEMP_NAME = /^\.spicedav-[0-9a-f]{16}\.part$/;
+/** The shape of the server's temporaries' names (uploads and copies in progress), written once for all uses. */
+const TEMP = String.raw`\.spicedav-[0-9a-f]{16}\.part`;
+/** Names of the server's temporaries: hidden from listings, never addressable. */
+export const TEMP_NAME = new RegExp(`^${TEMP}$`);
 /** A path with a TEMP_NAME segment. */
-const TEMP_SEGMENT = /\/\.spicedav-[0-9a-f]{16}\.part(?:\/|$)/;
+const TEMP_SEGMENT = new RegExp(`/${TEMP}(?:/|$)`);
+
+/** The temporary's name for `id`, 16 hex digits (a TEMP_NAME). */
+export function tempNameOf(id: string): string {
+  return `.spicedav-${id}.part`;
+}
 
 /** Requests may not name a temporary: reading a half-written upload, or writing to its name, is refused. */
 function checkNotTemporary(path: DavPath): DavPath {

@@ -12,9 +12,12 @@ import { Transfer } from '../transfer.js';
 import type { RequestContext } from '../context.js';
 import type { MethodHandler } from './types.js';
 
+/** The headers that make a PUT depend on the target's state. */
+const CONDITIONS = ['if-match', 'if-none-match', 'if-unmodified-since', 'if'];
+
 /** Whether the request made its PUT depend on the target's state. */
 function conditional(ctx: RequestContext): boolean {
-  return ['if-match', 'if-none-match', 'if-unmodified-since', 'if'].some((h) => ctx.header(h) !== undefined);
+  return CONDITIONS.some((h) => ctx.header(h) !== undefined);
 }
 
 /** PUT: 201 when created, 204 when replaced; 405 on a collection, 409 without a parent collection. */

@@ -12,7 +12,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Transform, type Readable } from 'node:stream';
 import { dirname } from 'node:path';
 import { DavError, conflict, fsError, notFound } from '../errors.js';
-import { childOf, TEMP_NAME, type Confinement, type DavPath, type Resolved } from '../paths.js';
+import { childOf, TEMP_NAME, tempNameOf, type Confinement, type DavPath, type Resolved } from '../paths.js';
 import type { MetaCache } from '../cache.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { bulkRead, type Io } from './io.js';
@@ -362,9 +362,7 @@ export class FsStorage implements Storage {
       try {
         const st = await this.#io.stat(src.target);
         if (st.isDirectory() && depth === 0) await mkdir(tmp);
-        else {
-          await fsExtra().copy(src.target, tmp, COPY_OPTIONS);
-        }
+        else await fsExtra().copy(src.target, tmp, COPY_OPTIONS);
       } catch (err) {
         await discard(tmp);
         throw fsError(err, to);
@@ -487,11 +485,6 @@ async function discard(tmp: string): Promise<void> {
     .catch(() => {});
 }
 
-/** A temporary name in the same directory as `path` (TEMP_NAME: hidden from listings, skipped by copies). */
-function tempPath(path: string): string {
-  return `${dirname(path)}/.spicedav-${tempName()}.part`;
-}
-
 function changedMeanwhile(path: DavPath): DavError {
   return new DavError(412, 'DAV_ERR_CHANGED_MEANWHILE', `${path} changed on the host while the upload was arriving; its conditions no longer hold, so nothing was replaced`);
 }
@@ -532,7 +525,11 @@ function readSmall(body: Readable, count: (n: number) => void): Promise<Buffer> 
 /** Temporary names: a random per-process prefix and a counter (O_EXCL catches the impossible collision). */
 const tempPrefix = randomBytes(4).toString('hex');
 let tempCounter = 0;
-const tempName = () => tempPrefix + (tempCounter++ >>> 0).toString(16).padStart(8, '0');
+
+/** A temporary in the same directory as `path` (TEMP_NAME: hidden from listings, skipped by copies). */
+function tempPath(path: string): string {
+  return `${dirname(path)}/${tempNameOf(tempPrefix + (tempCounter++ >>> 0).toString(16).padStart(8, '0'))}`;
+}
 
 /** Depth-first removal that keeps going past failures, recording the members that stay. */
 async function removeWalk(real: string, path: DavPath, failures: MemberFailure[]): Promise<boolean> {
