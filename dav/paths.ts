@@ -4,8 +4,10 @@
  * Two steps, kept apart on purpose:
  * 1. `parseUrlPath` (pure): percent-decodes each segment of a request path strictly (bad escapes and invalid
  *    UTF-8 are 400) and refuses anything that could climb out or confuse the host: `.`/`..` segments in any
- *    encoding, an encoded slash (`%2f`), backslashes (raw or `%5c`), NUL, and fragments. The result is a
- *    normalised DAV path: `/` or `/a/b` (decoded, no trailing slash, no empty segments).
+ *    encoding, an encoded slash (`%2f`), a raw backslash, NUL, and fragments. An encoded backslash (`%5c`) is
+ *    an ordinary character of a name on POSIX hosts (Linux file names may contain it) and refused on Windows
+ *    hosts, where it separates paths. The result is a normalised DAV path: `/` or `/a/b` (decoded, no trailing
+ *    slash, no empty segments).
  * 2. `Confinement.resolve` (I/O): maps that path under the share root and checks symlinks with realpath at use
  *    time. Policy `never` (default) refuses any path that passes through a symlink; `inside` follows a link only
  *    when its real target is inside the real root. A dangling link is always refused, so nothing can be
@@ -48,9 +50,15 @@ function decodeSegment(raw: string): string {
   }
 }
 
-/** True when a decoded segment is refused: it could climb out of the share or be read differently by a host. */
+/**
+ * Whether `\` separates paths on this host. Only on Windows: elsewhere it is an ordinary character of a file
+ * name, and a share may hold such files (a listing shows them, so they must be addressable).
+ */
+const BACKSLASH_SEPARATES = process.platform === 'win32';
+
+/** True when a decoded segment is refused: it could climb out of the share or be read differently by the host. */
 function badSegment(seg: string): boolean {
-  return seg === '.' || seg === '..' || seg.includes('/') || seg.includes('\\') || seg.includes('\0');
+  return seg === '.' || seg === '..' || seg.includes('/') || seg.includes('\0') || (BACKSLASH_SEPARATES && seg.includes('\\'));
 }
 
 /** The shape of the server's temporaries' names (uploads and copies in progress), written once for all uses. */
@@ -93,12 +101,13 @@ export function parseUrlPath(target: string): { path: DavPath; trailingSlash: bo
   const q = raw.indexOf('?');
   if (q >= 0) raw = raw.slice(0, q);
   if (!raw.startsWith('/')) throw badRequest('DAV_ERR_BAD_PATH', `path "${raw}" must start with /`);
-  if (raw.includes('\\')) throw badRequest('DAV_ERR_BAD_PATH', 'backslashes are not allowed in paths');
+  // A raw backslash is not a URI character: a client that sends one may mean a separator. `%5c` is unambiguous.
+  if (raw.includes('\\')) throw badRequest('DAV_ERR_BAD_PATH', 'a raw backslash is not allowed in paths (send it as %5C)');
   const segments: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '') continue;
     const seg = decodeSegment(part);
-    if (badSegment(seg)) throw badRequest('DAV_ERR_BAD_PATH', `path segment "${part}" is not allowed (dot segment, encoded slash, backslash or NUL)`);
+    if (badSegment(seg)) throw badRequest('DAV_ERR_BAD_PATH', `path segment "${part}" is not allowed (dot segment, encoded slash, NUL${BACKSLASH_SEPARATES ? ' or backslash' : ''})`);
     segments.push(seg);
   }
   return { path: checkNotTemporary('/' + segments.join('/')), trailingSlash: raw.length > 1 && raw.endsWith('/') };

@@ -76,6 +76,8 @@ export class FsStorage implements Storage {
   readonly #log: Logger;
   /** Temporaries this server is writing now: never swept, whatever their age. */
   readonly #active = new Set<string>();
+  /** Names already reported as not valid UTF-8 (each is said once, up to a bound). */
+  readonly #undecodable = new Set<string>();
 
   constructor(confinement: Confinement, options: FsStorageOptions) {
     this.#conf = confinement;
@@ -146,9 +148,18 @@ export class FsStorage implements Storage {
         st = await this.#io.stat(target);
       }
       return st.isFile() || st.isDirectory() ? entryOf(childOf(parent, name), st) : false;
-    } catch {
+    } catch (err) {
+      // Node reads a name that is not valid UTF-8 with U+FFFD in place of the bad bytes, so it no longer names
+      // the file: such a file cannot be listed or served (a URL carries UTF-8). Say so, or it just seems lost.
+      if (name.includes('\uFFFD') && (err as NodeJS.ErrnoException).code === 'ENOENT') this.#reportUndecodable(real);
       return false;
     }
+  }
+
+  #reportUndecodable(real: string): void {
+    if (this.#undecodable.has(real) || this.#undecodable.size >= 1000) return;
+    this.#undecodable.add(real);
+    this.#log.warn({ path: real }, 'a file name that is not valid UTF-8 cannot be shared (U+FFFD marks the bad bytes); rename it to see it in the guest');
   }
 
   /** Remove a temporary a dead process left behind (see STALE_TEMP_MS), in the background. */

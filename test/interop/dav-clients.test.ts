@@ -51,6 +51,9 @@ async function makeTree(dir: string): Promise<string[]> {
     ['ünïcödé/€uro.dat', randomBytes(1234)],
     ['deep/er/and/deeper/big.bin', randomBytes(5 * 1024 * 1024 + 17)],
     ['deep/er/percent%20name.txt', Buffer.from('not an escape')],
+    // Characters a URL must escape, and a backslash: an ordinary character of Linux file names.
+    ['odd/hash#question?.txt', randomBytes(100)],
+    ['odd/back\\slash [1] 😀.txt', randomBytes(100)],
   ];
   for (const [p, data] of files) {
     await mkdir(join(dir, p, '..'), { recursive: true });

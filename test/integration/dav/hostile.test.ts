@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { startServer, rawRequest } from './harness.js';
 
 const SECRET = 'CANARY-SECRET-7f3a';
+/** On POSIX hosts an encoded backslash is a plain character of one name (see dav/paths.ts); on Windows, 400. */
+const ONE_NAME = process.platform !== 'win32';
 const MARKER = 'canary-listing-marker';
 
 interface Case {
@@ -41,9 +43,9 @@ function corpus(port: number): Case[] {
     get('/./../outside/canary.txt'),
     get('//../outside/canary.txt'),
     get('/%2e%2e%2f%2e%2e%2foutside'),
-    get('/..%5coutside%5ccanary.txt'),
+    get('/..%5coutside%5ccanary.txt', ONE_NAME ? [404] : [400]),
     get('/..\\outside\\canary.txt'),
-    get('/%2e%2e%5c%2e%2e%5coutside'),
+    get('/%2e%2e%5c%2e%2e%5coutside', ONE_NAME ? [404] : [400]),
     get('/%c0%ae%c0%ae/outside/canary.txt'),
     get('/%e0%80%ae%e0%80%ae/outside/canary.txt'),
     get('/%c0%af..%c0%afoutside'),
@@ -109,7 +111,7 @@ function corpus(port: number): Case[] {
     dest('COPY', '/inside.txt', `http://${host}/%2e%2e/outside/x`, [400]),
     dest('MOVE', '/inside.txt', '/..%2foutside%2fx', [400]),
     dest('MOVE', '/inside.txt', '/%2e%2e/outside/x', [400]),
-    dest('COPY', '/inside.txt', '/a%5c..%5c..%5coutside', [400]),
+    dest('COPY', '/inside.txt', '/a%5c..%5c..%5coutside', ONE_NAME ? [201] : [400]),
     dest('COPY', '/inside.txt', '/x%00y', [400]),
     dest('COPY', '/inside.txt', `http://user@${host}/x`, [400]),
     dest('COPY', '/inside.txt', '//evil.example/x', [409]),

@@ -7,6 +7,7 @@ import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, propfindBody, texts } from './harness.js';
+import type { Logger } from '../../../src/log.js';
 
 test('OPTIONS advertises class 1 and 2, the methods and MS-Author-Via', async (t) => {
   const h = await startServer(t);
@@ -127,6 +128,30 @@ test('GET on a collection is an HTML index with escaped names', async (t) => {
   assert.ok(r.body.includes('href="/%3Cb%3E%26%22x%22.txt"'));
   assert.ok(r.body.includes('href="/sub/"'));
   assert.ok(!r.body.includes('<b>&'));
+});
+
+test('names the host allows: a backslash is a plain character (listed, served, created, moved to); a name not valid UTF-8 is reported', { skip: process.platform === 'win32' && 'a backslash separates paths on Windows' }, async (t) => {
+  const warnings: string[] = [];
+  const log: Logger = { error() {}, info() {}, debug() {}, warn: (fields, msg) => warnings.push(`${msg} ${JSON.stringify(fields)}`), child: () => log };
+  const h = await startServer(t, { log });
+  await writeFile(join(h.root, 'host\\bs.txt'), 'B');
+  await writeFile(Buffer.concat([Buffer.from(h.root + '/caf'), Buffer.from([0xe9]), Buffer.from('.txt')]), 'latin-1 name');
+
+  const list = await h.req('PROPFIND', '/', { headers: { depth: '1' }, body: propfindBody('getcontentlength') });
+  assert.deepEqual(texts(list.body, 'href').sort(), ['/', '/host%5Cbs.txt']);
+  assert.equal((await h.req('GET', '/host%5Cbs.txt')).body, 'B');
+  assert.equal((await h.req('PUT', '/up%5Cload.txt', { body: 'U' })).status, 201);
+  assert.equal(await readFile(join(h.root, 'up\\load.txt'), 'utf8'), 'U');
+  assert.equal((await h.req('MOVE', '/up%5Cload.txt', { headers: { destination: '/a%5C..%5C..%5Cb' } })).status, 201);
+  assert.equal(await readFile(join(h.root, 'a\\..\\..\\b'), 'utf8'), 'U');
+  // Unencoded, a backslash may be meant as a separator: refused.
+  assert.equal((await h.req('GET', '/host\\bs.txt')).status, 400);
+
+  // The file with a Latin-1 name cannot be named in a URL: not listed, and the log says why, once.
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0] ?? '', /not valid UTF-8.*caf\uFFFD\.txt/);
+  await h.req('PROPFIND', '/', { headers: { depth: '1' } });
+  assert.equal(warnings.length, 1);
 });
 
 test('MKCOL: 201, 405 when it exists, 409 without parent, 415 with a body', async (t) => {
