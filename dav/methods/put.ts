@@ -20,12 +20,32 @@ function conditional(ctx: RequestContext): boolean {
   return CONDITIONS.some((h) => ctx.header(h) !== undefined);
 }
 
+/** The latest modification time X-OC-Mtime may set: the end of year 9999, as far as HTTP-dates go. */
+const LAST_MTIME = 253_402_300_799;
+
+/**
+ * `X-OC-Mtime` (ownCloud's and Nextcloud's PUT header, sent by rclone with vendor=nextcloud or owncloud and by sync
+ * clients): the upload's modification time in Unix seconds, so that a copy keeps its date. Refused like Nextcloud
+ * does, before the body: anything but a decimal number, and times in the epoch's first day (clients that send 0 or
+ * -1 for "unknown").
+ */
+function requestedMtime(ctx: RequestContext): number | undefined {
+  const raw = ctx.header('x-oc-mtime');
+  if (raw === undefined) return undefined;
+  const seconds = Number(/^\s*(\d{1,12}(?:\.\d{1,9})?)\s*$/.exec(raw)?.[1]);
+  if (!(seconds > 86_400 && seconds <= LAST_MTIME)) {
+    throw new DavError(400, 'DAV_ERR_BAD_MTIME', `X-OC-Mtime must be a Unix time in seconds after 1970-01-02, not "${raw.slice(0, 40)}"`);
+  }
+  return seconds;
+}
+
 /** PUT: 201 when created, 204 when replaced; 405 on a collection, 409 without a parent collection. */
 export const put: MethodHandler = {
   write: true,
   async handle(ctx) {
     // RFC 9110 §14.4: a partial PUT must be refused rather than applied as a whole-file write.
     if (ctx.header('content-range') !== undefined) throw new DavError(400, 'DAV_ERR_PARTIAL_PUT', 'PUT with Content-Range is not supported; send the whole file');
+    const mtime = requestedMtime(ctx);
     const target = await ctx.dav.storage.prepareWrite(ctx.path);
     const existing = target.existing;
     await checkIfHeader(ctx);
@@ -51,11 +71,13 @@ export const put: MethodHandler = {
         // Conditions (davfs2 and Office send If-Match; "create only" is If-None-Match: *) must still hold once
         // the body is in: otherwise a host edit made during a long upload would be overwritten unseen.
         expect: conditional(ctx) ? { etag: existing?.etag ?? null } : undefined,
+        mtime,
       });
       transfer.finish();
       ctx.invalidateEntry();
       const headers: Record<string, string> = { ETag: entry.etag };
       if (created) headers.Location = hrefOf(ctx.path, false);
+      if (mtime !== undefined) headers['X-OC-MTime'] = 'accepted';
       send(ctx.res, created ? 201 : 204, headers);
     } catch (err) {
       transfer.finish(err as Error);

@@ -52,6 +52,8 @@ export interface CommitOptions {
    * minutes to arrive; a change made on the host meanwhile must not be overwritten unseen.
    */
   expect?: { etag: string | null };
+  /** The stored file's modification time, in seconds since the epoch, set before it takes the target's name. */
+  mtime?: number;
 }
 
 /** A failure on one member of a collection during DELETE/COPY/MOVE, reported in a 207. */

@@ -275,6 +275,7 @@ export class FsStorage implements Storage {
       }
       // The new file keeps the old one's permissions exactly (open's mode is filtered by the umask).
       if (old !== null) await io.fchmod(fd, old.mode);
+      if (options.mtime !== undefined) await io.futimes(fd, Date.now() / 1000, options.mtime);
       const st = await io.fstat(fd);
       const closing = fd;
       fd = null;

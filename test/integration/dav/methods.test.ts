@@ -47,6 +47,26 @@ test('PUT conditionals: If-None-Match * creates only, If-Match guards replacemen
   assert.equal(await readFile(join(h.root, 'c'), 'utf8'), '4');
 });
 
+test('PUT with X-OC-Mtime (rclone, Nextcloud clients) keeps the date: set before the rename, refused when bad', async (t) => {
+  const h = await startServer(t);
+  const r = await h.req('PUT', '/dated.txt', { body: 'x', headers: { 'x-oc-mtime': '1580702706' } });
+  assert.equal(r.status, 201);
+  assert.equal(r.headers['x-oc-mtime'], 'accepted');
+  assert.equal((await stat(join(h.root, 'dated.txt'))).mtimeMs, 1580702706_000);
+  const p = await h.req('PROPFIND', '/dated.txt', { headers: { depth: '0' }, body: propfindBody('getlastmodified', 'getetag') });
+  assert.deepEqual(texts(p.body, 'getlastmodified'), ['Mon, 03 Feb 2020 04:05:06 GMT']);
+  assert.deepEqual(texts(p.body, 'getetag'), [String(r.headers.etag)], 'the ETag answered is the stored file’s');
+  // A replacement takes its own date; fractions of a second are kept.
+  assert.equal((await h.req('PUT', '/dated.txt', { body: 'y', headers: { 'x-oc-mtime': '1600000000.25' } })).status, 204);
+  assert.equal((await stat(join(h.root, 'dated.txt'))).mtimeMs, 1600000000_250);
+  for (const bad of ['-1', '0', '86400', 'yesterday', '0x5e37a1f2', '1e9', '99999999999999']) {
+    const b = await h.req('PUT', '/dated.txt', { body: 'z', headers: { 'x-oc-mtime': bad } });
+    assert.equal(b.status, 400, bad);
+    assert.match(b.body, /X-OC-Mtime/);
+  }
+  assert.equal(await readFile(join(h.root, 'dated.txt'), 'utf8'), 'y', 'a refused PUT wrote nothing');
+});
+
 test('PUT keeps the permissions of the file it replaces', async (t) => {
   const h = await startServer(t);
   await writeFile(join(h.root, 'x.sh'), 'old', { mode: 0o751 });
