@@ -193,22 +193,23 @@ export class Confinement {
 
   /** Resolve a DAV path, refusing (403) any path the symlink policy forbids. */
   async resolve(path: DavPath): Promise<Resolved> {
-    if (path === '/') {
-      try {
-        return { target: this.root, entry: this.root, exists: true, parentIsDir: true, stats: await this.#io.stat(this.root) };
-      } catch (err) {
-        throw new DavError(500, 'DAV_ERR_ROOT', `the share root ${this.root} has disappeared`, { cause: err });
-      }
-    }
+    if (path === '/') return { target: this.root, entry: this.root, exists: true, parentIsDir: true, stats: await this.#rootStats() };
     const dir = await this.#directory(parentOf(path));
     const target = `${dir.real === '/' ? '' : dir.real}/${nameOf(path)}`;
-    if (!dir.exists) return { target, entry: target, exists: false, parentIsDir: false };
+    // Something missing on the way may mean the root itself is gone; a parent found below it means it is not.
+    if (!dir.exists) {
+      await this.#rootStats();
+      return { target, entry: target, exists: false, parentIsDir: false };
+    }
     let st: Stats;
     try {
       st = await this.#io.lstat(target);
     } catch (err) {
       const c = (err as NodeJS.ErrnoException).code;
-      if (c === 'ENOENT') return { target, entry: target, exists: false, parentIsDir: true };
+      if (c === 'ENOENT') {
+        if (dir.real === this.root) await this.#rootStats();
+        return { target, entry: target, exists: false, parentIsDir: true };
+      }
       if (c === 'ENOTDIR') return { target, entry: target, exists: false, parentIsDir: false };
       throw fsError(err, path);
     }
@@ -226,6 +227,18 @@ export class Confinement {
       return { target: real, entry: target, exists: true, parentIsDir: true, stats: await this.#io.stat(real) };
     } catch (err) {
       throw fsError(err, path);
+    }
+  }
+
+  /**
+   * The root's stats, or 503 when it is gone (deleted, moved or unmounted on the host, a USB disk pulled out):
+   * every request then says so, rather than 404 for each name, and serving resumes when the folder is back.
+   */
+  async #rootStats(): Promise<Stats> {
+    try {
+      return await this.#io.stat(this.root);
+    } catch (err) {
+      throw new DavError(503, 'DAV_ERR_ROOT', `the share root ${this.root} has disappeared (deleted, moved or unmounted on the host)`, { cause: err });
     }
   }
 

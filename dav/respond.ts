@@ -35,7 +35,8 @@ export function sendError(ctx: RequestContext, err: unknown): void {
   const { res } = ctx;
   const dav = err instanceof DavError ? err : null;
   if (!dav) ctx.log.error({ err, method: ctx.req.method, url: ctx.req.url }, 'request failed unexpectedly');
-  else ctx.log.debug({ code: dav.code, status: dav.status, method: ctx.req.method, url: ctx.req.url }, dav.message);
+  // A 5xx is the server's side failing (a full disk, the share root gone): the host user must see it.
+  else ctx.log[dav.status >= 500 ? 'warn' : 'debug']({ code: dav.code, status: dav.status, method: ctx.req.method, url: ctx.req.url }, dav.message);
   if (res.headersSent) {
     // Too late for a status: cut the connection so the client sees the body is incomplete.
     res.destroy(dav ?? (err as Error));

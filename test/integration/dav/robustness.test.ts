@@ -282,6 +282,30 @@ test('a full disk: COPY over a file or a collection keeps it whole and leaves no
   }
 });
 
+test('the share root removed while serving: every request is 503 naming it, the host log says so, and serving resumes when it is back', async (t) => {
+  const warnings: string[] = [];
+  const log: Logger = { error() {}, info() {}, debug() {}, warn: (_fields, msg) => warnings.push(msg ?? ''), child: () => log };
+  const h = await startServer(t, { log });
+  await mkdir(join(h.root, 'dir'));
+  await writeFile(join(h.root, 'dir', 'f.txt'), 'before');
+  assert.equal((await h.req('GET', '/dir/f.txt')).body, 'before');
+  const hrefs = async () => [...(await h.req('PROPFIND', '/', { headers: { depth: '1' }, body: propfindBody('resourcetype') })).body.matchAll(/<D:href>([^<]*)</g)].map((m) => m[1]).sort();
+  assert.deepEqual(await hrefs(), ['/', '/dir/'], 'the root listed (and cached) before it goes');
+  await rm(h.root, { recursive: true });
+  for (const [method, path, body] of [['PROPFIND', '/'], ['GET', '/dir/f.txt'], ['GET', '/f.txt'], ['PUT', '/new.txt', 'x'], ['MKCOL', '/d']] as const) {
+    const r = await h.req(method, path, { body });
+    assert.equal(r.status, 503, `${method} ${path}`);
+    assert.match(r.body, /share root .* has disappeared/);
+  }
+  assert.ok(warnings.length >= 5 && warnings.every((w) => /has disappeared/.test(w)), warnings.join('\n'));
+  await mkdir(join(h.root, 'dir'), { recursive: true });
+  await writeFile(join(h.root, 'dir', 'f.txt'), 'after');
+  await writeFile(join(h.root, 'other.txt'), 'new');
+  assert.equal((await h.req('GET', '/dir/f.txt')).body, 'after');
+  assert.deepEqual(await hrefs(), ['/', '/dir/', '/other.txt'], 'the new root is listed, not the old listing');
+  assert.equal((await h.req('GET', '/missing.txt')).status, 404);
+});
+
 test('temporaries a dead process left (a day old) are removed when their folder is listed; ones in use are not', { timeout: 30_000 }, async (t) => {
   const h = await startServer(t);
   const dayAgo = (Date.now() - 25 * 3600 * 1000) / 1000;
