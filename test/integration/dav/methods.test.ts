@@ -7,7 +7,7 @@ import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, propfindBody, texts } from './harness.js';
-import type { Logger } from '../../../src/log.js';
+import { warningLog } from '../../helpers/log.js';
 
 test('OPTIONS advertises class 1 and 2, the methods and MS-Author-Via', async (t) => {
   const h = await startServer(t);
@@ -151,8 +151,7 @@ test('GET on a collection is an HTML index with escaped names', async (t) => {
 });
 
 test('names the host allows: a backslash is a plain character (listed, served, created, moved to); a name not valid UTF-8 is reported', { skip: process.platform === 'win32' && 'a backslash separates paths on Windows' }, async (t) => {
-  const warnings: string[] = [];
-  const log: Logger = { error() {}, info() {}, debug() {}, warn: (fields, msg) => warnings.push(`${msg} ${JSON.stringify(fields)}`), child: () => log };
+  const { log, warnings } = warningLog();
   const h = await startServer(t, { log });
   await writeFile(join(h.root, 'host\\bs.txt'), 'B');
   await writeFile(Buffer.concat([Buffer.from(h.root + '/caf'), Buffer.from([0xe9]), Buffer.from('.txt')]), 'latin-1 name');

@@ -13,7 +13,7 @@ import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody, pausedPut } from './harness.js';
 import { mountTmpfs, unmountTmpfs } from '../../helpers/tmp.js';
 import { until } from '../../helpers/wait.js';
-import type { Logger } from '../../../src/log.js';
+import { warningLog } from '../../helpers/log.js';
 
 /** Open a raw connection and give back helpers to read what arrives. */
 function connect(t: test.TestContext, port: number) {
@@ -283,8 +283,7 @@ test('a full disk: COPY over a file or a collection keeps it whole and leaves no
 });
 
 test('the share root removed while serving: every request is 503 naming it, the host log says so, and serving resumes when it is back', async (t) => {
-  const warnings: string[] = [];
-  const log: Logger = { error() {}, info() {}, debug() {}, warn: (_fields, msg) => warnings.push(msg ?? ''), child: () => log };
+  const { log, warnings } = warningLog();
   const h = await startServer(t, { log });
   await mkdir(join(h.root, 'dir'));
   await writeFile(join(h.root, 'dir', 'f.txt'), 'before');
@@ -347,13 +346,8 @@ test('temporaries a dead process left (a day old) are removed when their folder 
 });
 
 test("a Windows client moving a file over 50 MB gets the WebClient size-limit fix in the log, once", async (t) => {
-  const capture = () => {
-    const warnings: string[] = [];
-    const log: Logger = { error() {}, info() {}, debug() {}, warn: (_fields, msg) => warnings.push(msg ?? ''), child: () => log };
-    return { log, warnings };
-  };
   const windows = { 'user-agent': 'Microsoft-WebDAV-MiniRedir/10.0.19045' };
-  const a = capture();
+  const a = warningLog();
   const h = await startServer(t, { log: a.log });
   const big = join(h.root, 'big.iso');
   await writeFile(big, '');
@@ -371,7 +365,7 @@ test("a Windows client moving a file over 50 MB gets the WebClient size-limit fi
   assert.match(a.warnings.join('\n'), /over 50 MB.*0x800700DF.*webclient-filesize\.reg/);
 
   // An upload announces its size in its headers: the hint comes before the body (here cut off at once).
-  const b = capture();
+  const b = warningLog();
   const h2 = await startServer(t, { log: b.log });
   const put = http.request({ host: '127.0.0.1', port: h2.port, method: 'PUT', path: '/up.iso', headers: { ...windows, 'content-length': 60_000_000 } });
   put.on('error', () => {});

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DeadPropStore, propKey } from '../../../dav/props/dead-store.js';
 import { silentLogger } from '../../../src/log.js';
 import { mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
-import type { Logger } from '../../../src/log.js';
+import { warningLog } from '../../helpers/log.js';
 
 const prop = (ns: string, name: string, value: string) => ({ ns, name, xml: `<x:${name} xmlns:x="${ns}">${value}</x:${name}>` });
 
@@ -70,8 +70,7 @@ test('a full disk: the change fails whole, no torn line is left for the next one
   await mkdir(state);
   if (!mountTmpfs(t, state, '64k')) return;
   try {
-    const warnings: string[] = [];
-    const log = { ...silentLogger, warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as Logger;
+    const { log, warnings } = warningLog();
     const file = join(state, 'props.jsonl');
     const s = await DeadPropStore.open(file, log);
     await s.patch('/kept', [prop('u', 'a', 'before')], []);
