@@ -370,16 +370,17 @@ export class FsStorage implements Storage {
     // The copy is made under a temporary name beside the destination and put in place only once complete: a
     // copy that fails (a full disk, an unreadable member) leaves the destination as it was, and nothing partial.
     const tmp = this.#temp(dst.entry);
+    // Resolving took the source's stats (through an allowed link, the target's): no second stat.
+    const collection = src.stats?.isDirectory() ?? false;
     try {
       try {
-        const st = await this.#io.stat(src.target);
-        if (st.isDirectory() && depth === 0) await mkdir(tmp);
+        if (collection && depth === 0) await mkdir(tmp);
         else await fsExtra().copy(src.target, tmp, COPY_OPTIONS);
       } catch (err) {
         await discard(tmp);
         throw fsError(err, to);
       }
-      return await this.#install(tmp, dst, to);
+      return await this.#install(tmp, collection, dst, to);
     } finally {
       this.#release(tmp);
     }
@@ -455,13 +456,14 @@ export class FsStorage implements Storage {
   }
 
   /**
-   * Put a finished copy (at `tmp`, beside the destination) in the destination's place. A file replaces a file
-   * in one rename; anything else replaces a collection (or a file by a collection) by deleting the old one first,
-   * and when that fails for some members they are reported, the copy is discarded, and nothing is installed.
+   * Put a finished copy (at `tmp`, beside the destination; `collection` when it is one) in the destination's
+   * place. A file replaces a file in one rename; anything else replaces a collection (or a file by a collection)
+   * by deleting the old one first, and when that fails for some members they are reported, the copy is
+   * discarded, and nothing is installed.
    */
-  async #install(tmp: string, dst: Resolved, to: DavPath): Promise<MemberFailure[]> {
+  async #install(tmp: string, collection: boolean, dst: Resolved, to: DavPath): Promise<MemberFailure[]> {
     try {
-      if (dst.exists && (dst.stats?.isDirectory() || (await this.#io.lstat(tmp)).isDirectory())) {
+      if (dst.exists && (collection || dst.stats?.isDirectory())) {
         const failures = await this.remove(to);
         if (failures.length) {
           await discard(tmp);
