@@ -1,4 +1,5 @@
 // npm run bench:dav [-- --dir DIR] [-- --servers spicedav,apache,chezdav] [-- --skip STEPS] [-- --passes N]
+//                   [-- --node-flags "--single-threaded"]
 //
 // Measures `spicedav serve` with the shared bench scripts (../shared/bench: litmus, 1 GiB GET/PUT with peak
 // RSS, 2,000 x 4 KiB PUT/GET, PROPFIND Depth 1 on 10,000 entries, 8 x 64 MiB GET) and, in the same run, Apache
@@ -8,9 +9,10 @@
 // with --passes when they are close.
 //
 // spicedav is measured as users run it: `spicedav serve` (the built CLI) in a process of its own, so its RSS is
-// the server's alone, as it is for the peers. Environment: BENCH_DIR (the shared scripts; default
-// ../shared/bench next to the checkout), QUIET_MAX/QUIET_PCT (passed to run-all.sh: how long to wait for a
-// quiet CPU before each step; default 30 s / 25 %).
+// the server's alone, as it is for the peers. --node-flags starts that process with extra node/V8 flags, to
+// measure a setting that only node's command line can give (docs/performance.md). Environment: BENCH_DIR (the
+// shared scripts; default ../shared/bench next to the checkout), QUIET_MAX/QUIET_PCT (passed to run-all.sh:
+// how long to wait for a quiet CPU before each step; default 30 s / 25 %).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -23,6 +25,8 @@ function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
   return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 }
+
+const NODE_FLAGS = option('--node-flags', '').split(' ').filter(Boolean);
 
 /** The checkout root: walk up from this file to spicedav's package.json (works from dist/ and .build/<x>/). */
 function repoRoot(): string {
@@ -96,7 +100,7 @@ const SERVERS: Record<string, { available: () => boolean; start: (dir: string, w
       const port = await freePort();
       const cli = join(here, '..', 'src', 'cli', 'index.js');
       const args = [cli, '--no-status', 'serve', dir, '--port', String(port), '--state-dir', join(dir, '..', `state-${port}`)];
-      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      const proc = spawn(process.execPath, [...NODE_FLAGS, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
       await waitUp(port, proc);
       return { proc, port, pids: String(proc.pid), stop: stopper(proc) };
     },
