@@ -3,7 +3,7 @@
  * Dead properties travel with the resource; locks do not (a moved resource leaves its locks behind, and the
  * source's locks are released).
  */
-import { DavError, forbidden, notFound, preconditionFailed } from '../errors.js';
+import { DavError, forbidden, notFound } from '../errors.js';
 import { hrefOf, isWithin } from '../paths.js';
 import { MultiStatus, send, statusResponse } from '../respond.js';
 import { parseDepth } from '../headers/depth.js';
@@ -29,10 +29,10 @@ async function copyOrMove(ctx: RequestContext, move: boolean): Promise<void> {
   checkLocks(ctx, dest, { depthInfinity: true, membership: true });
   const { storage, props, locks } = ctx.dav;
   const existing = await storage.stat(dest);
-  if (existing && !overwrite) throw preconditionFailed(`${dest} exists and Overwrite is F`);
-  // With Overwrite: T the destination is replaced; the storage does it so that a copy which fails part-way (a
-  // full disk) leaves the old destination whole instead of deleting it first.
-  const failures = move ? await storage.move(ctx.path, dest, existing !== null) : await storage.copy(ctx.path, dest, src.collection ? depth : 0, existing !== null);
+  // The storage answers an existing destination with Overwrite: F (412), except when it is the source itself
+  // under another name (a host that ignores case: MOVE renames, COPY is 403). With Overwrite: T it replaces the
+  // destination so that a copy which fails part-way (a full disk) leaves the old one whole.
+  const failures = move ? await storage.move(ctx.path, dest, overwrite) : await storage.copy(ctx.path, dest, src.collection ? depth : 0, overwrite);
   if (failures.length) {
     const ms = new MultiStatus(ctx.res);
     for (const f of failures) await ms.add(statusResponse(hrefOf(f.path, false), f.error.status, f.error));

@@ -96,13 +96,15 @@ export interface Storage {
   /**
    * Copy `from` to `to`; depth 0 copies a collection without its members. An existing `to` is 412 unless
    * `replace`; then it is replaced only by a complete copy (a failed copy leaves it as it was). Returns the
-   * members of the old `to` that could not be deleted (nothing is copied then).
+   * members of the old `to` that could not be deleted (nothing is copied then). A `to` that is `from` itself
+   * under another name (a host file system that ignores case, a hard link) is 403.
    */
   copy(from: DavPath, to: DavPath, depth: 0 | 'infinity', replace: boolean): Promise<MemberFailure[]>;
   /**
    * Move `from` to `to`. An existing `to` is 412 unless `replace`: a file then replaces a file in one step; a
    * collection on either side deletes the old `to` first, returning the members that could not be deleted
-   * (nothing is moved then).
+   * (nothing is moved then). A `to` that is `from` itself under another name is not replaced but renamed to:
+   * `photos` becomes `Photos` on a host that ignores case, whatever `replace` says.
    */
   move(from: DavPath, to: DavPath, replace: boolean): Promise<MemberFailure[]>;
   /** Set access and/or modification times of the real file. */

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Transform, type Readable } from 'node:stream';
 import { dirname } from 'node:path';
-import { DavError, conflict, fsError, notFound } from '../errors.js';
+import { DavError, conflict, forbidden, fsError, notFound } from '../errors.js';
 import { childOf, TEMP_NAME, tempNameOf, type Confinement, type DavPath, type Resolved } from '../paths.js';
 import type { MetaCache } from '../cache.js';
 import { silentLogger, type Logger } from '../../src/log.js';
@@ -366,7 +366,8 @@ export class FsStorage implements Storage {
   async copy(from: DavPath, to: DavPath, depth: 0 | 'infinity', replace: boolean): Promise<MemberFailure[]> {
     const src = await this.#conf.resolve(from);
     if (!src.exists) throw notFound(from);
-    const dst = await this.#destination(to, replace);
+    const dst = await this.#destination(src, to, replace);
+    if (dst.kin === 'spelling') throw forbidden(`${to} is ${from} itself: the host's file system ignores case`);
     // The copy is made under a temporary name beside the destination and put in place only once complete: a
     // copy that fails (a full disk, an unreadable member) leaves the destination as it was, and nothing partial.
     const tmp = this.#temp(dst.entry);
@@ -389,8 +390,17 @@ export class FsStorage implements Storage {
   async move(from: DavPath, to: DavPath, replace: boolean): Promise<MemberFailure[]> {
     const src = await this.#conf.resolve(from);
     if (!src.exists) throw notFound(from);
-    const dst = await this.#destination(to, replace);
+    const dst = await this.#destination(src, to, replace);
     try {
+      if (dst.kin === 'spelling') {
+        await this.#respell(src.entry, dst.entry);
+        return [];
+      }
+      if (dst.kin === 'hard link') {
+        // The destination already is the file (rename(2) between two links of one file does nothing).
+        await this.#io.unlink(src.entry, 0);
+        return [];
+      }
       if (dst.exists && !src.stats?.isDirectory() && !dst.stats?.isDirectory()) {
         // A file over a file: rename replaces it in one step. Across file systems (a mount inside the share)
         // the file is copied beside the destination first, so a failed copy leaves the destination whole.
@@ -447,12 +457,56 @@ export class FsStorage implements Storage {
     }
   }
 
-  /** Resolve a COPY/MOVE destination: 412 when it exists and may not be replaced, 409 without a parent collection. */
-  async #destination(to: DavPath, replace: boolean): Promise<Resolved> {
+  /**
+   * Resolve a COPY/MOVE destination: 412 when it exists and may not be replaced, 409 without a parent collection;
+   * neither when it is the source itself under another spelling (`kin` says which relation it has, if any).
+   */
+  async #destination(src: Resolved, to: DavPath, replace: boolean): Promise<Resolved & { kin: Kinship }> {
     const dst = await this.#conf.resolve(to);
+    const kin = dst.exists ? await this.#kinship(src.entry, dst.entry) : null;
+    if (kin === 'spelling') return { ...dst, kin };
     if (dst.exists && !replace) throw new DavError(412, 'DAV_ERR_EXISTS', `${to} already exists`);
     if (!dst.exists && !dst.parentIsDir) throw conflict(`the parent collection of ${to} does not exist`);
-    return dst;
+    return { ...dst, kin };
+  }
+
+  /**
+   * How an existing destination entry `b` relates to the source entry `a`. A file system that ignores case
+   * (macOS, Windows, a FAT or exFAT stick, a casefold folder) finds `photos` when asked for `Photos`: then `b` is
+   * another spelling of `a`'s very entry, and replacing it the usual way, deleting it first, would delete the
+   * source. Hard links are two entries of one file. Entries are compared, not link targets (a link and the file
+   * it points to are two entries), and only a spelling no directory entry has exactly is a spelling of another.
+   * A path-based FUSE file system (exfat-fuse) numbers each spelling apart: there the name, but for case, tells.
+   */
+  async #kinship(a: string, b: string): Promise<Kinship> {
+    try {
+      const [sa, sb] = await Promise.all([this.#io.lstat(a), this.#io.lstat(b)]);
+      const sameFile = sa.dev === sb.dev && sa.ino === sb.ino;
+      const dir = dirname(b);
+      if (!sameFile && (dirname(a) !== dir || foldCase(a) !== foldCase(b))) return null;
+      const name = b.slice(dir.length + 1);
+      if (!(await this.#io.readdir(dir)).some((d) => d.name === name)) return 'spelling';
+      return sameFile ? 'hard link' : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * MOVE onto another spelling of the source's own entry. One rename(2) cannot do it everywhere: Linux takes a
+   * change of case only, in a casefold or FAT directory, for a rename onto itself and does nothing. So the entry
+   * goes to a fresh name beside it, then to the destination's. The fresh name is not a temporary's: if the
+   * server stops in between, the data stays under it, visible and never swept.
+   */
+  async #respell(from: string, to: string): Promise<void> {
+    const between = `${dirname(from)}/.spicedav-${nextTempId()}.respelling`;
+    await this.#io.rename(from, between);
+    try {
+      await this.#io.rename(between, to);
+    } catch (err) {
+      await this.#io.rename(between, from).catch(() => {});
+      throw err;
+    }
   }
 
   /**
@@ -540,9 +594,22 @@ function readSmall(body: Readable, count: (n: number) => void): Promise<Buffer> 
 const tempPrefix = randomBytes(4).toString('hex');
 let tempCounter = 0;
 
+/** A fresh 16-hex-digit id for a temporary name. */
+function nextTempId(): string {
+  return tempPrefix + (tempCounter++ >>> 0).toString(16).padStart(8, '0');
+}
+
 /** A temporary in the same directory as `path` (TEMP_NAME: hidden from listings, skipped by copies). */
 function tempPath(path: string): string {
-  return `${dirname(path)}/${tempNameOf(tempPrefix + (tempCounter++ >>> 0).toString(16).padStart(8, '0'))}`;
+  return `${dirname(path)}/${tempNameOf(nextTempId())}`;
+}
+
+/** What an existing COPY/MOVE destination is to the source besides another resource (see FsStorage#kinship). */
+type Kinship = 'spelling' | 'hard link' | null;
+
+/** A name as a file system that ignores case compares it (closely enough to confirm what it already found). */
+function foldCase(path: string): string {
+  return path.normalize('NFC').toLowerCase();
 }
 
 /** Depth-first removal that keeps going past failures, recording the members that stay. */

@@ -31,3 +31,29 @@ export function mountTmpfs(t: Pick<TestContext, 'skip'>, dir: string, size: stri
 export function unmountTmpfs(dir: string): void {
   execFileSync('umount', ['--lazy', dir]);
 }
+
+/**
+ * Mount a small exFAT file system, which ignores case as macOS, Windows and FAT sticks do, on the empty folder
+ * `dir` (exfatprogs and exfat-fuse, through a loop device). Returns how to unmount it, or null when this machine
+ * cannot mount (not root): then the test is skipped, except under CI, which runs as root and installs both
+ * packages. Call the unmount in a `finally` of the test body, as for {@link mountTmpfs}.
+ */
+export function mountCaseInsensitive(t: Pick<TestContext, 'skip'>, dir: string, image: string): (() => void) | null {
+  let loop: string | undefined;
+  try {
+    execFileSync('truncate', ['-s', '16M', image]);
+    execFileSync('mkfs.exfat', [image], { stdio: 'pipe' });
+    loop = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
+    execFileSync('mount.exfat-fuse', [loop, dir], { stdio: 'pipe' });
+  } catch (err) {
+    if (loop) execFileSync('losetup', ['--detach', loop]);
+    if (process.env.CI === 'true') throw err;
+    t.skip(`cannot mount an exFAT image here (${(err as Error).message.split('\n')[0]}); CI runs this as root`);
+    return null;
+  }
+  const device = loop;
+  return () => {
+    execFileSync('umount', ['--lazy', dir]);
+    execFileSync('losetup', ['--detach', device]);
+  };
+}

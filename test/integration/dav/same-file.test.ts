@@ -1,0 +1,73 @@
+/**
+ * COPY and MOVE onto the source itself under another name: a host file system that ignores case (macOS, Windows,
+ * FAT and exFAT sticks) takes `Photos` for `photos`, and hard links are two names of one file. Windows Explorer
+ * renames `photos` to `Photos` with a MOVE (Overwrite: F); replacing that "existing destination" the usual way
+ * would delete the folder being renamed.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { link, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startServer } from './harness.js';
+import { mountCaseInsensitive, tempDir } from '../../helpers/tmp.js';
+import { requireTool } from '../../helpers/tools.js';
+
+test('a hard link of the source: MOVE removes the source name (rename(2) alone would not), Overwrite: F is 412', async (t) => {
+  const h = await startServer(t);
+  assert.equal((await h.req('PUT', '/a.txt', { body: 'data' })).status, 201);
+  await link(join(h.root, 'a.txt'), join(h.root, 'b.txt'));
+  assert.equal((await h.req('MOVE', '/a.txt', { headers: { destination: '/b.txt', overwrite: 'F' } })).status, 412);
+  assert.equal((await h.req('MOVE', '/a.txt', { headers: { destination: '/b.txt' } })).status, 204);
+  assert.deepEqual(await readdir(h.root), ['b.txt']);
+  assert.equal(await readFile(join(h.root, 'b.txt'), 'utf8'), 'data');
+  assert.equal((await h.req('GET', '/a.txt')).status, 404);
+
+  await link(join(h.root, 'b.txt'), join(h.root, 'c.txt'));
+  assert.equal((await h.req('COPY', '/b.txt', { headers: { destination: '/c.txt' } })).status, 204);
+  assert.notEqual((await stat(join(h.root, 'b.txt'))).ino, (await stat(join(h.root, 'c.txt'))).ino, 'the copy is a file of its own');
+  assert.equal(await readFile(join(h.root, 'c.txt'), 'utf8'), 'data');
+});
+
+test('a host that ignores case: MOVE renames photos to Photos (folder and file), COPY onto itself is 403, nothing lost', async (t) => {
+  if (!requireTool(t, 'mkfs.exfat', 'exfatprogs') || !requireTool(t, 'mount.exfat-fuse', 'exfat-fuse')) return;
+  const base = await tempDir(t);
+  const mnt = join(base, 'mnt');
+  await mkdir(mnt);
+  const unmount = mountCaseInsensitive(t, mnt, join(base, 'exfat.img'));
+  if (!unmount) return;
+  try {
+    const root = join(mnt, 'share');
+    await mkdir(root);
+    const h = await startServer(t, { root });
+    assert.equal((await h.req('MKCOL', '/photos/')).status, 201);
+    assert.equal((await h.req('PUT', '/photos/a.jpg', { body: 'jpeg' })).status, 201);
+    assert.equal((await h.req('GET', '/PHOTOS/A.JPG')).body, 'jpeg', 'the file system does ignore case');
+
+    // Explorer's rename: Overwrite: F, and the destination "exists".
+    const renamed = await h.req('MOVE', '/photos/', { headers: { destination: '/Photos/', overwrite: 'F' } });
+    assert.ok(renamed.status === 201 || renamed.status === 204, `MOVE photos → Photos: ${renamed.status} ${renamed.body}`);
+    assert.deepEqual(await readdir(root), ['Photos']);
+    assert.equal(await readFile(join(root, 'Photos', 'a.jpg'), 'utf8'), 'jpeg');
+    // The default, Overwrite: T, is where the folder used to be deleted first.
+    assert.equal((await h.req('MOVE', '/Photos/', { headers: { destination: '/PHOTOS/' } })).status, 204);
+    assert.deepEqual(await readdir(root), ['PHOTOS']);
+    assert.deepEqual(await readdir(join(root, 'PHOTOS')), ['a.jpg']);
+
+    assert.equal((await h.req('PUT', '/note.txt', { body: 'note' })).status, 201);
+    assert.equal((await h.req('MOVE', '/note.txt', { headers: { destination: '/Note.txt' } })).status, 204);
+    assert.equal((await h.req('COPY', '/Note.txt', { headers: { destination: '/NOTE.TXT' } })).status, 403);
+    assert.equal((await h.req('COPY', '/PHOTOS/', { headers: { destination: '/photos/' } })).status, 403);
+    assert.deepEqual((await readdir(root)).sort(), ['Note.txt', 'PHOTOS']);
+    assert.equal(await readFile(join(root, 'Note.txt'), 'utf8'), 'note');
+    assert.deepEqual(await readdir(join(root, 'PHOTOS')), ['a.jpg']);
+
+    // Another file whose name differs only in case is still replaced as asked.
+    assert.equal((await h.req('PUT', '/other.txt', { body: 'other' })).status, 201);
+    assert.equal((await h.req('MOVE', '/other.txt', { headers: { destination: '/NOTE.txt' } })).status, 204);
+    assert.deepEqual((await readdir(root)).filter((n) => n.toLowerCase() === 'note.txt').length, 1);
+    assert.equal((await h.req('GET', '/note.txt')).body, 'other');
+    assert.equal((await h.req('GET', '/other.txt')).status, 404);
+  } finally {
+    unmount();
+  }
+});
