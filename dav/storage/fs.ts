@@ -280,12 +280,9 @@ export class FsStorage implements Storage {
       const closing = fd;
       fd = null;
       await io.close(closing);
-      if (options.expect?.etag === null) {
-        // "Only if absent": link() fails if a file appeared meanwhile, where rename would replace it.
-        await this.#linkNew(tmp, target, path);
-        await io.unlink(tmp, 0); // the file keeps its new name: nothing is freed
-      } else {
-        if (options.expect !== undefined) await this.#checkUnchanged(target, options.expect.etag as string, path);
+      if (options.expect?.etag === null) await this.#placeNew(tmp, target, path);
+      else {
+        if (options.expect !== undefined) await this.#checkUnchanged(target, options.expect.etag, path);
         await io.rename(tmp, target, old?.size);
       }
       return { created: old === null, entry: entryOf(path, st) };
@@ -298,8 +295,11 @@ export class FsStorage implements Storage {
     }
   }
 
-  /** 412 unless the file at `target` still has ETag `etag` (the window left is the instant before the rename). */
-  async #checkUnchanged(target: string, etag: string, path: DavPath): Promise<void> {
+  /**
+   * 412 unless the file at `target` still has ETag `etag`, or is still absent for `null` (the window left is the
+   * instant before the rename).
+   */
+  async #checkUnchanged(target: string, etag: string | null, path: DavPath): Promise<void> {
     let now: string | null;
     try {
       now = etagOf(await this.#io.lstat(target));
@@ -310,13 +310,23 @@ export class FsStorage implements Storage {
     if (now !== etag) throw changedMeanwhile(path);
   }
 
-  async #linkNew(tmp: string, target: string, path: DavPath): Promise<void> {
+  /**
+   * Give the finished upload `tmp` the name `target` only if nothing has it: link() fails if a file appeared
+   * meanwhile, where rename would replace it. A file system without hard links (FAT and exFAT: EPERM on Linux,
+   * ENOTSUP on macOS) gets the check then the rename instead, with the window of an ETag-conditional PUT.
+   */
+  async #placeNew(tmp: string, target: string, path: DavPath): Promise<void> {
     try {
       await link(tmp, target);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw changedMeanwhile(path);
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (code === 'EEXIST') throw changedMeanwhile(path);
+      if (!NO_HARD_LINKS.has(code)) throw err;
+      await this.#checkUnchanged(target, null, path);
+      await this.#io.rename(tmp, target, 0);
+      return;
     }
+    await this.#io.unlink(tmp, 0); // the file keeps its new name: nothing is freed
   }
 
   async createEmpty(path: DavPath): Promise<boolean> {
@@ -583,10 +593,13 @@ function readSmall(body: Readable, count: (n: number) => void): Promise<Buffer> 
     body.on('data', onData);
     body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, n)));
     body.once('error', fail);
-    // An IncomingMessage whose connection dies emits 'aborted'/'close' without 'end'.
-    body.once('close', () => {
+    // An IncomingMessage whose connection dies emits 'aborted'/'close' without 'end', and may have done so already,
+    // while the temporary file was being created on a slow disk: then no event is coming.
+    const cut = () => {
       if (!body.readableEnded) fail(new DavError(400, 'DAV_ERR_BODY_CUT', 'the connection closed before the whole body arrived'));
-    });
+    };
+    if (body.destroyed) cut();
+    else body.once('close', cut);
   });
 }
 
@@ -603,6 +616,9 @@ function nextTempId(): string {
 function tempPath(path: string): string {
   return `${dirname(path)}/${tempNameOf(nextTempId())}`;
 }
+
+/** How link(2) says the file system has no hard links (Windows maps FAT's ERROR_INVALID_FUNCTION to EISDIR). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', ...(process.platform === 'win32' ? ['EISDIR'] : [])]);
 
 /** What an existing COPY/MOVE destination is to the source besides another resource (see FsStorage#kinship). */
 type Kinship = 'spelling' | 'hard link' | null;

@@ -3,14 +3,15 @@
  * http — against DavServer on port 0: 104 of 104 must pass with no failure and no warning. The server logs
  * each request's X-Litmus header at debug level, so a failing case maps straight to its requests.
  */
-import test from 'node:test';
+import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DavServer } from '../../dav/index.js';
 import { requireTool } from '../helpers/tools.js';
+import { mountCaseInsensitive } from '../helpers/tmp.js';
 import { request } from '../integration/dav/harness.js';
 
 /** Run a program to completion (asynchronously: the server under test lives in this process). */
@@ -33,30 +34,51 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promi
 test('litmus: all five suites, 104/104 passed, 0 failed, 0 warnings', { timeout: 600_000 }, async (t) => {
   if (!requireTool(t, 'litmus')) return;
   const base = await mkdtemp(join(tmpdir(), 'spicedav-litmus-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
   await mkdir(join(base, 'share'));
-  const server = new DavServer({ root: join(base, 'share'), stateDir: join(base, 'state') });
-  t.after(async () => {
-    await server.close();
-    await rm(base, { recursive: true, force: true });
-  });
-  const { port } = await server.listen({ port: 0 });
-  assert.equal((await request(port, 'MKCOL', '/litmus/')).status, 201);
-  const out = await run('litmus', ['-k', `http://127.0.0.1:${port}/litmus/`], base, 540_000);
-  const suites = [...out.matchAll(/<- summary for `(\w+)': of (\d+) tests run: (\d+) passed, (\d+) failed/g)].map((m) => ({
-    suite: m[1],
-    run: Number(m[2]),
-    passed: Number(m[3]),
-    failed: Number(m[4]),
-  }));
-  const failures = out.split('\n').filter((l) => /FAIL|WARNING|SKIPPED/.test(l));
-  for (const f of failures) t.diagnostic(f.trim());
-  for (const s of suites) t.diagnostic(`${s.suite}: ${s.passed}/${s.run} passed, ${s.failed} failed`);
-  assert.deepEqual(suites.map((s) => s.suite), ['basic', 'copymove', 'props', 'locks', 'http'], out.slice(-2000));
-  const passed = suites.reduce((n, s) => n + s.passed, 0);
-  const failed = suites.reduce((n, s) => n + s.failed, 0);
-  const warnings = (out.match(/WARNING:/g) ?? []).length;
-  assert.equal(failed, 0, failures.join('\n'));
-  assert.equal(passed, 104, failures.join('\n'));
-  assert.equal(warnings, 0, failures.join('\n'));
-  assert.equal((await request(port, 'OPTIONS', '/')).status, 200, 'the server still answers after litmus');
+  await litmus(t, join(base, 'share'), join(base, 'state'));
 });
+
+test('litmus on a share that ignores case and has no hard links (exFAT, as USB sticks): 104/104', { timeout: 600_000 }, async (t) => {
+  if (!requireTool(t, 'litmus') || !requireTool(t, 'mkfs.exfat', 'exfatprogs') || !requireTool(t, 'mount.exfat-fuse', 'exfat-fuse')) return;
+  const base = await mkdtemp(join(tmpdir(), 'spicedav-litmus-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
+  await mkdir(join(base, 'mnt'));
+  const unmount = mountCaseInsensitive(t, join(base, 'mnt'), join(base, 'exfat.img'));
+  if (!unmount) return;
+  try {
+    await mkdir(join(base, 'mnt', 'share'));
+    await litmus(t, join(base, 'mnt', 'share'), join(base, 'state'));
+  } finally {
+    unmount();
+  }
+});
+
+/** Serve `root` with a DavServer and run all five litmus suites against it: 104 passed, no failure, no warning. */
+async function litmus(t: TestContext, root: string, stateDir: string): Promise<void> {
+  const server = new DavServer({ root, stateDir });
+  const { port } = await server.listen({ port: 0 });
+  try {
+    assert.equal((await request(port, 'MKCOL', '/litmus/')).status, 201);
+    const out = await run('litmus', ['-k', `http://127.0.0.1:${port}/litmus/`], dirname(stateDir), 540_000);
+    const suites = [...out.matchAll(/<- summary for `(\w+)': of (\d+) tests run: (\d+) passed, (\d+) failed/g)].map((m) => ({
+      suite: m[1],
+      run: Number(m[2]),
+      passed: Number(m[3]),
+      failed: Number(m[4]),
+    }));
+    const failures = out.split('\n').filter((l) => /FAIL|WARNING|SKIPPED/.test(l));
+    for (const f of failures) t.diagnostic(f.trim());
+    for (const s of suites) t.diagnostic(`${s.suite}: ${s.passed}/${s.run} passed, ${s.failed} failed`);
+    assert.deepEqual(suites.map((s) => s.suite), ['basic', 'copymove', 'props', 'locks', 'http'], out.slice(-2000));
+    const passed = suites.reduce((n, s) => n + s.passed, 0);
+    const failed = suites.reduce((n, s) => n + s.failed, 0);
+    const warnings = (out.match(/WARNING:/g) ?? []).length;
+    assert.equal(failed, 0, failures.join('\n'));
+    assert.equal(passed, 104, failures.join('\n'));
+    assert.equal(warnings, 0, failures.join('\n'));
+    assert.equal((await request(port, 'OPTIONS', '/')).status, 200, 'the server still answers after litmus');
+  } finally {
+    await server.close();
+  }
+}

@@ -53,6 +53,24 @@ for (const size of [1000, 4 * 1024 * 1024]) {
   });
 }
 
+test('an upload cut before the server reads its body (file calls off the event loop, as on a slow disk) ends its request', async (t) => {
+  // Headers, half the body and the close arrive together: the connection is gone while the temporary file is
+  // being created in the thread pool, before anything listens to the body.
+  const h = await startServer(t, { inlineIo: false });
+  for (const size of [1000, 200_000]) {
+    const sock = net.connect(h.port, '127.0.0.1');
+    sock.end(`PUT /cut-${size} HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\nhalf of it`);
+    sock.resume();
+    await once(sock, 'close');
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise((r) => (timer = setTimeout(() => r('a request never finished'), 5000)));
+  const outcome = await Promise.race([h.server.close().then(() => 'closed'), stuck]);
+  clearTimeout(timer);
+  assert.equal(outcome, 'closed');
+  assert.deepEqual(await readdir(h.root), [], 'no file and no temporary left');
+});
+
 test('Expect: 100-continue: 100 only after the checks, then the body is stored', async (t) => {
   const h = await startServer(t);
   const c = connect(t, h.port);

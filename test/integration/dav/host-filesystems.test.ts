@@ -1,14 +1,14 @@
 /**
- * COPY and MOVE onto the source itself under another name: a host file system that ignores case (macOS, Windows,
- * FAT and exFAT sticks) takes `Photos` for `photos`, and hard links are two names of one file. Windows Explorer
- * renames `photos` to `Photos` with a MOVE (Overwrite: F); replacing that "existing destination" the usual way
- * would delete the folder being renamed.
+ * Host file systems that do not behave like ext4. One that ignores case (macOS, Windows, FAT and exFAT sticks)
+ * takes `Photos` for `photos`: Windows Explorer renames `photos` to `Photos` with a MOVE (Overwrite: F), and
+ * replacing that "existing destination" the usual way would delete the folder being renamed. FAT and exFAT have no
+ * hard links, which a PUT that may only create uses where it can. And hard links are two names of one file.
  */
-import test from 'node:test';
+import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { link, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startServer } from './harness.js';
+import { startServer, type Harness } from './harness.js';
 import { mountCaseInsensitive, tempDir } from '../../helpers/tmp.js';
 import { requireTool } from '../../helpers/tools.js';
 
@@ -29,16 +29,10 @@ test('a hard link of the source: MOVE removes the source name (rename(2) alone w
 });
 
 test('a host that ignores case: MOVE renames photos to Photos (folder and file), COPY onto itself is 403, nothing lost', async (t) => {
-  if (!requireTool(t, 'mkfs.exfat', 'exfatprogs') || !requireTool(t, 'mount.exfat-fuse', 'exfat-fuse')) return;
-  const base = await tempDir(t);
-  const mnt = join(base, 'mnt');
-  await mkdir(mnt);
-  const unmount = mountCaseInsensitive(t, mnt, join(base, 'exfat.img'));
-  if (!unmount) return;
+  const share = await exfatShare(t);
+  if (!share) return;
+  const { h, root } = share;
   try {
-    const root = join(mnt, 'share');
-    await mkdir(root);
-    const h = await startServer(t, { root });
     assert.equal((await h.req('MKCOL', '/photos/')).status, 201);
     assert.equal((await h.req('PUT', '/photos/a.jpg', { body: 'jpeg' })).status, 201);
     assert.equal((await h.req('GET', '/PHOTOS/A.JPG')).body, 'jpeg', 'the file system does ignore case');
@@ -68,6 +62,39 @@ test('a host that ignores case: MOVE renames photos to Photos (folder and file),
     assert.equal((await h.req('GET', '/note.txt')).body, 'other');
     assert.equal((await h.req('GET', '/other.txt')).status, 404);
   } finally {
-    unmount();
+    share.unmount();
   }
 });
+
+test('a host without hard links (exFAT): a PUT that may only create (If-None-Match: *) creates, and is 412 over a file', async (t) => {
+  const share = await exfatShare(t);
+  if (!share) return;
+  const { h, root } = share;
+  try {
+    const put = (body: string) => h.req('PUT', '/new.txt', { body, headers: { 'if-none-match': '*' } });
+    assert.equal((await put('first')).status, 201);
+    assert.equal((await put('second')).status, 412);
+    assert.equal(await readFile(join(root, 'new.txt'), 'utf8'), 'first');
+    assert.deepEqual(await readdir(root), ['new.txt'], 'no temporary left behind');
+  } finally {
+    share.unmount();
+  }
+});
+
+/** A DavServer sharing a folder on a fresh exFAT file system; null when this machine cannot mount one. */
+async function exfatShare(t: TestContext): Promise<{ h: Harness; root: string; unmount: () => void } | null> {
+  if (!requireTool(t, 'mkfs.exfat', 'exfatprogs') || !requireTool(t, 'mount.exfat-fuse', 'exfat-fuse')) return null;
+  const base = await tempDir(t);
+  const mnt = join(base, 'mnt');
+  await mkdir(mnt);
+  const unmount = mountCaseInsensitive(t, mnt, join(base, 'exfat.img'));
+  if (!unmount) return null;
+  try {
+    const root = join(mnt, 'share');
+    await mkdir(root);
+    return { h: await startServer(t, { root }), root, unmount };
+  } catch (err) {
+    unmount();
+    throw err;
+  }
+}
