@@ -58,7 +58,7 @@ test('a host that ignores case: MOVE renames photos to Photos (folder and file),
     // Another file whose name differs only in case is still replaced as asked.
     assert.equal((await h.req('PUT', '/other.txt', { body: 'other' })).status, 201);
     assert.equal((await h.req('MOVE', '/other.txt', { headers: { destination: '/NOTE.txt' } })).status, 204);
-    assert.deepEqual((await readdir(root)).filter((n) => n.toLowerCase() === 'note.txt').length, 1);
+    assert.equal((await readdir(root)).filter((n) => n.toLowerCase() === 'note.txt').length, 1, 'one of the two names is left');
     assert.equal((await h.req('GET', '/note.txt')).body, 'other');
     assert.equal((await h.req('GET', '/other.txt')).status, 404);
   } finally {
