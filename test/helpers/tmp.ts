@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { requireTool } from './tools.js';
 
 /** A fresh temporary directory removed when the test (or suite) ends. */
 export async function tempDir(t: Pick<TestContext, 'after'>, prefix = 'spicedav-'): Promise<string> {
@@ -33,14 +34,20 @@ export function unmountTmpfs(dir: string): void {
 }
 
 /**
- * Mount a small exFAT file system, which ignores case as macOS, Windows and FAT sticks do, on the empty folder
- * `dir` (exfatprogs and exfat-fuse, through a loop device). Returns how to unmount it, or null when this machine
- * cannot mount (not root): then the test is skipped, except under CI, which runs as root and installs both
- * packages. Call the unmount in a `finally` of the test body, as for {@link mountTmpfs}.
+ * A fresh exFAT file system, which ignores case as macOS, Windows and FAT sticks do and has no hard links,
+ * mounted for the test (exfatprogs and exfat-fuse, through a loop device). Returns its mount point and how to
+ * unmount it, or null when the test is skipped: the packages are missing or this machine cannot mount (not root),
+ * neither of which CI allows (it runs as root and installs both). Unmount in a `finally` of the test body, as for
+ * {@link mountTmpfs}.
  */
-export function mountCaseInsensitive(t: Pick<TestContext, 'skip'>, dir: string, image: string): (() => void) | null {
+export async function mountExfat(t: TestContext): Promise<{ dir: string; unmount: () => void } | null> {
+  if (!requireTool(t, 'mkfs.exfat', 'exfatprogs') || !requireTool(t, 'mount.exfat-fuse', 'exfat-fuse')) return null;
+  const base = await tempDir(t);
+  const dir = join(base, 'mnt');
+  const image = join(base, 'exfat.img');
   let loop: string | undefined;
   try {
+    await mkdir(dir);
     execFileSync('truncate', ['-s', '16M', image]);
     execFileSync('mkfs.exfat', [image], { stdio: 'pipe' });
     loop = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
@@ -52,8 +59,11 @@ export function mountCaseInsensitive(t: Pick<TestContext, 'skip'>, dir: string, 
     return null;
   }
   const device = loop;
-  return () => {
-    execFileSync('umount', ['--lazy', dir]);
-    execFileSync('losetup', ['--detach', device]);
+  return {
+    dir,
+    unmount: () => {
+      execFileSync('umount', ['--lazy', dir]);
+      execFileSync('losetup', ['--detach', device]);
+    },
   };
 }

@@ -6,12 +6,11 @@
 import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DavServer } from '../../dav/index.js';
 import { requireTool } from '../helpers/tools.js';
-import { mountCaseInsensitive } from '../helpers/tmp.js';
+import { mountExfat, tempDir } from '../helpers/tmp.js';
 import { request } from '../integration/dav/harness.js';
 
 /** Run a program to completion (asynchronously: the server under test lives in this process). */
@@ -33,34 +32,33 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promi
 
 test('litmus: all five suites, 104/104 passed, 0 failed, 0 warnings', { timeout: 600_000 }, async (t) => {
   if (!requireTool(t, 'litmus')) return;
-  const base = await mkdtemp(join(tmpdir(), 'spicedav-litmus-'));
-  t.after(() => rm(base, { recursive: true, force: true }));
-  await mkdir(join(base, 'share'));
-  await litmus(t, join(base, 'share'), join(base, 'state'));
+  const root = join(await tempDir(t, 'spicedav-litmus-'), 'share');
+  await mkdir(root);
+  await litmus(t, root);
 });
 
 test('litmus on a share that ignores case and has no hard links (exFAT, as USB sticks): 104/104', { timeout: 600_000 }, async (t) => {
-  if (!requireTool(t, 'litmus') || !requireTool(t, 'mkfs.exfat', 'exfatprogs') || !requireTool(t, 'mount.exfat-fuse', 'exfat-fuse')) return;
-  const base = await mkdtemp(join(tmpdir(), 'spicedav-litmus-'));
-  t.after(() => rm(base, { recursive: true, force: true }));
-  await mkdir(join(base, 'mnt'));
-  const unmount = mountCaseInsensitive(t, join(base, 'mnt'), join(base, 'exfat.img'));
-  if (!unmount) return;
+  if (!requireTool(t, 'litmus')) return;
+  const mount = await mountExfat(t);
+  if (!mount) return;
   try {
-    await mkdir(join(base, 'mnt', 'share'));
-    await litmus(t, join(base, 'mnt', 'share'), join(base, 'state'));
+    await mkdir(join(mount.dir, 'share'));
+    await litmus(t, join(mount.dir, 'share'));
   } finally {
-    unmount();
+    mount.unmount();
   }
 });
 
 /** Serve `root` with a DavServer and run all five litmus suites against it: 104 passed, no failure, no warning. */
-async function litmus(t: TestContext, root: string, stateDir: string): Promise<void> {
+async function litmus(t: TestContext, root: string): Promise<void> {
+  // litmus writes its logs into its working folder; the server's state lives there too, outside the share.
+  const work = await tempDir(t, 'spicedav-litmus-');
+  const stateDir = join(work, 'state');
   const server = new DavServer({ root, stateDir });
   const { port } = await server.listen({ port: 0 });
   try {
     assert.equal((await request(port, 'MKCOL', '/litmus/')).status, 201);
-    const out = await run('litmus', ['-k', `http://127.0.0.1:${port}/litmus/`], dirname(stateDir), 540_000);
+    const out = await run('litmus', ['-k', `http://127.0.0.1:${port}/litmus/`], work, 540_000);
     const suites = [...out.matchAll(/<- summary for `(\w+)': of (\d+) tests run: (\d+) passed, (\d+) failed/g)].map((m) => ({
       suite: m[1],
       run: Number(m[2]),

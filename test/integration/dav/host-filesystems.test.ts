@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import { link, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, type Harness } from './harness.js';
-import { mountCaseInsensitive, tempDir } from '../../helpers/tmp.js';
-import { requireTool } from '../../helpers/tools.js';
+import { mountExfat } from '../../helpers/tmp.js';
 
 test('a hard link of the source: MOVE removes the source name (rename(2) alone would not), Overwrite: F is 412', async (t) => {
   const h = await startServer(t);
@@ -81,20 +80,16 @@ test('a host without hard links (exFAT): a PUT that may only create (If-None-Mat
   }
 });
 
-/** A DavServer sharing a folder on a fresh exFAT file system; null when this machine cannot mount one. */
+/** A DavServer sharing a folder on a fresh exFAT file system; null when the test is skipped (see mountExfat). */
 async function exfatShare(t: TestContext): Promise<{ h: Harness; root: string; unmount: () => void } | null> {
-  if (!requireTool(t, 'mkfs.exfat', 'exfatprogs') || !requireTool(t, 'mount.exfat-fuse', 'exfat-fuse')) return null;
-  const base = await tempDir(t);
-  const mnt = join(base, 'mnt');
-  await mkdir(mnt);
-  const unmount = mountCaseInsensitive(t, mnt, join(base, 'exfat.img'));
-  if (!unmount) return null;
+  const mount = await mountExfat(t);
+  if (!mount) return null;
   try {
-    const root = join(mnt, 'share');
+    const root = join(mount.dir, 'share');
     await mkdir(root);
-    return { h: await startServer(t, { root }), root, unmount };
+    return { h: await startServer(t, { root }), root, unmount: mount.unmount };
   } catch (err) {
-    unmount();
+    mount.unmount();
     throw err;
   }
 }
