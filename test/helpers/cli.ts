@@ -37,8 +37,13 @@ export interface RunningCli {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-export function startCli(t: Pick<TestContext, 'after'>, args: string[], env: Record<string, string> = {}): RunningCli {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `spicedav ARGS`: the built CLI by default, or the executable `bin` (e.g. the link an `npm install` made,
+ * run through its #! line).
+ */
+export function startCli(t: Pick<TestContext, 'after'>, args: string[], env: Record<string, string> = {}, bin?: string): RunningCli {
+  const [command, argv] = bin === undefined ? [process.execPath, [cliPath, ...args]] : [bin, args];
+  const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
