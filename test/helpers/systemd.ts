@@ -7,7 +7,7 @@ import { tempDir } from './tmp.js';
 
 /**
  * `systemd-analyze verify` on a unit file's text, as `fileName` (a template needs an instance name, e.g.
- * `x@vm1.service`). verify needs the ExecStart binary to exist, so `program` (the unit's ExecStart path) is
+ * `x@vm1.service`). verify needs the ExecStart binary to exist, so `program` (the unit's ExecStart program) is
  * pointed at a stand-in. It must pass, and say nothing about the unit: unknown keys only warn.
  */
 export async function verifyUnit(t: Pick<TestContext, 'after'>, unit: string, program: string, fileName: string): Promise<void> {
@@ -16,7 +16,8 @@ export async function verifyUnit(t: Pick<TestContext, 'after'>, unit: string, pr
   writeFileSync(bin, '#!/bin/sh\n');
   chmodSync(bin, 0o755);
   const copy = join(dir, fileName);
-  writeFileSync(copy, unit.replace(program, bin));
+  assert.ok(unit.includes(`\nExecStart=${program} `), `the unit runs ${program}`);
+  writeFileSync(copy, unit.replace(`\nExecStart=${program} `, `\nExecStart=${bin} `));
   const r = spawnSync('systemd-analyze', ['verify', '--man=no', copy], { encoding: 'utf8' });
   const name = fileName.replace(/@.*$|\.service$/, '');
   const complaints = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes(name));

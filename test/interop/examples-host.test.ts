@@ -67,6 +67,7 @@ test('examples/host/spicedav-share@.service: systemd-analyze verify is clean; it
   const unit = readFileSync(join(repoRoot, 'examples/host/spicedav-share@.service'), 'utf8');
   const exec = /^ExecStart=(\S+) share \$\{SPICEDAV_SHARE_DIR\} (.*)$/m.exec(unit);
   assert.ok(exec, 'ExecStart runs share on the configured folder');
+  assert.equal(exec[1], 'spicedav', 'ExecStart names the program for systemd to find in /usr/local/bin or /usr/bin');
   assert.match(exec[2] as string, /--domain %I/);
   const help = (await runCli(['share', '--help'])).stdout + (await runCli(['--help'])).stdout;
   for (const flag of (exec[2] as string).match(/--[a-z-]+/g) ?? []) assert.ok(help.includes(flag), `spicedav share knows ${flag}`);

@@ -18,6 +18,8 @@ test('systemd unit: systemd-analyze verify is clean; restart on failure; bound t
   const unit = read('spicedav-guest.service');
   const exec = /^ExecStart=(\S+) (.*)$/m.exec(unit);
   assert.ok(exec, 'has ExecStart');
+  // Not /usr/local/bin/spicedav: with a distribution's or NodeSource's node, `npm install -g` puts it in /usr/bin.
+  assert.equal(exec[1], 'spicedav', 'ExecStart names the program for systemd to find in /usr/local/bin or /usr/bin');
   assert.match(exec[2] as string, new RegExp(`guest --device ${LINUX_PORT_PATH.replace(/\./g, '\\.')} --port ${DEFAULT_GUEST_PORT}`));
   assert.match(unit, /^Restart=on-failure$/m);
   const escaped = execFileSync('systemd-escape', ['--path', '--suffix=device', LINUX_PORT_PATH], { encoding: 'utf8' }).trim();
