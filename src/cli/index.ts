@@ -8,9 +8,11 @@ import { createProgram } from './program.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { commands } from './commands/index.js';
 import { tuneV8 } from './v8-tuning.js';
+import { outputClosed } from './broken-pipe.js';
 
 async function main(argv: string[]): Promise<number> {
   tuneV8();
+  void outputClosed();
   const program = createProgram(commands);
   try {
     await program.parseAsync(argv);

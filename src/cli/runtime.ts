@@ -3,6 +3,7 @@ import { createLogger, type Logger } from '../log.js';
 import { StatusDisplay, type StatusSnapshot } from './status.js';
 import { TransferTracker } from './transfers.js';
 import type { DavServer } from '../../dav/index.js';
+import { outputClosed } from './broken-pipe.js';
 
 /** Flags every command accepts (declared once on the root program, inherited by sub-commands). */
 export interface GlobalOptions {
@@ -18,8 +19,9 @@ export function loggerFor(options: GlobalOptions): Logger {
 }
 
 /**
- * Runs a long-lived service until SIGINT/SIGTERM, then stops it cleanly. A second signal while stopping
- * exits at once (code 130), so a hung shutdown never traps the user. When `fatal` settles with an error first
+ * Runs a long-lived service until SIGINT/SIGTERM, or until its output's reader has gone (see `outputClosed`),
+ * then stops it cleanly. A second signal while stopping exits at once (code 130), so a hung shutdown never traps
+ * the user. When `fatal` settles with an error first
  * (wrong password, unusable device), the service is stopped and that error is thrown for its exit code.
  */
 export async function runUntilSignal(stop: () => Promise<void>, log: Logger, fatal?: Promise<Error | undefined>): Promise<void> {
@@ -39,7 +41,8 @@ export async function runUntilSignal(stop: () => Promise<void>, log: Logger, fat
     process.on('SIGTERM', onSignal);
   });
   const failed = (fatal ?? new Promise<undefined>(() => {})).then((err) => err);
-  const err = await Promise.race([signalled.then(() => undefined), failed]);
+  const orphaned = outputClosed().then(() => log.info({}, 'output closed: stopping'));
+  const err = await Promise.race([signalled.then(() => undefined), orphaned.then(() => undefined), failed]);
   await stop();
   process.off('SIGINT', onSignal!);
   process.off('SIGTERM', onSignal!);

@@ -1,9 +1,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { runCli, startCli } from '../../helpers/cli.js';
+import { cliPath } from '../../helpers/paths.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 test('every command has --help with examples, and exit code 0', async () => {
@@ -54,6 +56,34 @@ test('serve shares a folder until Ctrl-C, then exits 0', async (t) => {
   assert.equal(put.status, 201);
   assert.equal(await readFile(join(dir, 'new.txt'), 'utf8'), 'written through serve');
   assert.equal(await cli.stop('SIGINT'), 0);
+});
+
+test('a reader that goes away (`| head`) ends the output quietly: --help exits 0, no stack trace', async () => {
+  const child = spawn(process.execPath, [cliPath, 'serve', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Closed before the child has started, so its first write meets a pipe with no reader (EPIPE).
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  assert.equal(stderr, '');
+  assert.equal(code, 0);
+});
+
+test('serve whose output reader goes away stops cleanly (exit 0) after answering the request', async (t) => {
+  const dir = await tempDir(t);
+  const cli = startCli(t, ['serve', dir, '--port', '0']);
+  const [, url] = await cli.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
+  cli.child.stdout!.destroy();
+  const exited = once(cli.child, 'close');
+  // An upload large enough to be reported on stdout when it ends: that line is the write that meets EPIPE.
+  const body = Buffer.alloc(2_000_000, 7);
+  assert.equal((await fetch(`${url}big.bin`, { method: 'PUT', body })).status, 201);
+  const timer = setTimeout(() => cli.child.kill('SIGKILL'), 10_000);
+  const [code] = (await exited) as [number | null];
+  clearTimeout(timer);
+  assert.equal(code, 0, cli.stderr);
+  assert.doesNotMatch(cli.stderr, /EPIPE|at /);
+  assert.deepEqual(await readFile(join(dir, 'big.bin')), body);
 });
 
 test('serve --read-only refuses writes with 403 and leaves the folder alone', async (t) => {
