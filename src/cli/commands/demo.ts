@@ -6,6 +6,8 @@ import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runti
 import { portOption, shareDir } from '../options.js';
 import { packageInfo } from '../package-root.js';
 import { CliError, ExitCode } from '../exit-codes.js';
+import { hasCode } from '../../errors.js';
+import { GuestErrorCode } from '../../guest/errors.js';
 
 interface DemoOptions {
   port: number;
@@ -35,7 +37,7 @@ async function demo(o: DemoOptions, command: Command): Promise<void> {
     await proxy.start();
   } catch (err) {
     await dav.destroy();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    if (hasCode(err, GuestErrorCode.ADDRESS_IN_USE)) {
       throw new CliError('CLI_ERR_PORT_IN_USE', `port ${o.port} is in use (a spicedav guest or spice-webdavd already runs?); pick another with --port`, ExitCode.ENVIRONMENT, { cause: err });
     }
     throw err;

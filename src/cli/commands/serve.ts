@@ -54,6 +54,9 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
     await dav.destroy();
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new CliError('CLI_ERR_PORT_IN_USE', `port ${o.port} on ${o.host} is in use; pick another with --port`, ExitCode.ENVIRONMENT, { cause: err });
+    if (e.code === 'EACCES' && o.port < 1024) {
+      throw new CliError('CLI_ERR_PORT_PRIVILEGED', `port ${o.port} is below 1024, which only root (or CAP_NET_BIND_SERVICE) may listen on; pick another with --port`, ExitCode.ENVIRONMENT, { cause: err });
+    }
     if (e.code === 'DAV_ERR_INSECURE_LISTEN') {
       throw new CliError('CLI_ERR_INSECURE_LISTEN', `refusing to serve ${o.host} without authentication: anyone on the network could read and write ${root}. Bind 127.0.0.1, or pass --allow-unauthenticated if that is really what you want`, ExitCode.USAGE, { cause: err });
     }

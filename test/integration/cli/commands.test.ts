@@ -1,7 +1,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmod } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { runCli, startCli } from '../../helpers/cli.js';
@@ -56,6 +58,31 @@ test('serve shares a folder until Ctrl-C, then exits 0', async (t) => {
   assert.equal(put.status, 201);
   assert.equal(await readFile(join(dir, 'new.txt'), 'utf8'), 'written through serve');
   assert.equal(await cli.stop('SIGINT'), 0);
+});
+
+test('a port that is taken or privileged: exit 3 and what to do instead (serve, demo)', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'share'));
+  const blocker = createServer().listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  t.after(() => blocker.close());
+  const { port } = blocker.address() as AddressInfo;
+  const serve = await runCli(['serve', join(dir, 'share'), '--port', String(port)]);
+  assert.equal(serve.code, 3);
+  assert.equal(serve.stderr, `spicedav: port ${port} on 127.0.0.1 is in use; pick another with --port\n`);
+  const demo = await runCli(['demo', '--dir', join(dir, 'share'), '--port', String(port)]);
+  assert.equal(demo.code, 3);
+  assert.equal(demo.stderr, `spicedav: port ${port} is in use (a spicedav guest or spice-webdavd already runs?); pick another with --port\n`);
+
+  // Below 1024 as an ordinary user (nobody): CI runs as root, which may listen there.
+  if (process.getuid?.() !== 0) return t.skip('needs root to run the CLI as another user');
+  const state = join(dir, 'state');
+  await mkdir(state);
+  await chmod(dir, 0o755);
+  await chmod(state, 0o777);
+  const low = spawnSync(process.execPath, [cliPath, 'serve', join(dir, 'share'), '--port', '80', '--state-dir', state], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(low.status, 3, low.stderr);
+  assert.match(low.stderr, /^spicedav: port 80 is below 1024, which only root \(or CAP_NET_BIND_SERVICE\) may listen on; pick another with --port$/m);
 });
 
 test('a reader that goes away (`| head`) ends the output quietly: --help exits 0, no stack trace', async () => {
