@@ -21,6 +21,11 @@ export interface TransportState {
   error?: Error;
   /** With `retrying`: the delay before the next attempt. */
   retryInMs?: number;
+  /**
+   * With `retrying`: the failure is the previous attempt's again (the VM is still off, the viewer still
+   * connected). Not news: logged at debug level only, and the CLI prints nothing for it.
+   */
+  repeated?: boolean;
 }
 
 /** The events every transport emits. */

@@ -99,16 +99,19 @@ async function share(dir: string, o: ShareCliOptions, command: Command): Promise
   const fatal = new Promise<Error | undefined>((resolve) => {
     share.on('state', (next: TransportState) => {
       const changed = next.state !== state.state || next.detail !== state.detail;
+      // The attempt after a retry is not news, its outcome is: a new failure, or linked/waiting.
+      const retryAttempt = next.state === 'connecting' && state.state === 'retrying';
       state = next;
       if (next.state === 'closed' && next.error) resolve(next.error);
-      else if (changed && next.state !== 'retrying') display.event(describe(next));
-      else if (next.state === 'retrying' && next.error) display.event(describe(next));
+      else if (next.state === 'retrying') {
+        if (next.error && !next.repeated) display.event(describe(next));
+      } else if (changed && !retryAttempt) display.event(describe(next));
     });
   });
   share.on('link', () => display.event('guest attached: the folder is available in the VM'));
   share.on('unlink', (err?: Error) => display.event(`guest link ended${err ? `: ${err.message}` : ''}; open guest connections were closed`));
-  share.start();
   display.event(`sharing ${root}${o.readOnly ? ' read-only' : ''} with ${target}  (Ctrl-C stops)`);
+  share.start();
   display.start();
   await runUntilSignal(
     async () => {

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { silentLogger, type Logger } from '../../log.js';
 import { Backoff, type BackoffOptions } from '../backoff.js';
+import { RepeatedFailure } from '../repeated-failure.js';
 import { HostError } from '../errors.js';
 import type { Transport, TransportState } from '../transport.js';
 
@@ -32,6 +33,7 @@ export class QemuSocketTransport extends EventEmitter implements Transport {
   readonly #opts: QemuSocketTransportOptions;
   readonly #log: Logger;
   readonly #backoff: Backoff;
+  readonly #failures = new RepeatedFailure();
   #state: TransportState = { state: 'closed', detail: 'not started' };
   #started = false;
   #closed = false;
@@ -82,6 +84,7 @@ export class QemuSocketTransport extends EventEmitter implements Transport {
     socket.once('connect', () => {
       linked = true;
       this.#backoff.reset();
+      this.#failures.reset();
       this.#setState({ state: 'linked', detail: `attached to the webdav port through ${path}` });
       // The mux session owns the socket from here: its end or destruction is the end of this link.
       this.emit('link', socket);
@@ -104,8 +107,9 @@ export class QemuSocketTransport extends EventEmitter implements Transport {
   #retry(error: HostError): void {
     if (this.#closed) return;
     const delay = this.#backoff.next();
-    this.#log.warn({ code: error.code, retryInMs: delay }, error.message);
-    this.#setState({ state: 'retrying', detail: `${error.message}; retrying in ${Math.round(delay / 1000)} s`, error, retryInMs: delay });
+    const repeated = this.#failures.isRepeat(error);
+    this.#log[repeated ? 'debug' : 'warn']({ code: error.code, retryInMs: delay }, error.message);
+    this.#setState({ state: 'retrying', detail: `${error.message}; retrying in ${Math.round(delay / 1000)} s`, error, retryInMs: delay, repeated });
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#connect();

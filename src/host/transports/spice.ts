@@ -11,6 +11,7 @@ import { hasCode } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { connectSpice, SPICE_CHANNEL_WEBDAV, SPICE_WEBDAV_PORT_NAME, type SpiceAddress, type SpiceEndpoint, type SpicePortChannel, type SpiceSession } from '../../spice/index.js';
 import { Backoff, type BackoffOptions } from '../backoff.js';
+import { RepeatedFailure } from '../repeated-failure.js';
 import { HostError, ONE_CLIENT_HOWTO, WEBDAV_PORT_HOWTO } from '../errors.js';
 import { LinkStream } from '../link-stream.js';
 import type { Transport, TransportState } from '../transport.js';
@@ -77,6 +78,7 @@ export class SpiceTransport extends EventEmitter implements Transport {
   readonly #opts: SpiceTransportOptions;
   readonly #log: Logger;
   readonly #backoff: Backoff;
+  readonly #failures = new RepeatedFailure();
   readonly #abort = new AbortController();
   #state: TransportState = { state: 'closed', detail: 'not started' };
   #started = false;
@@ -173,6 +175,7 @@ export class SpiceTransport extends EventEmitter implements Transport {
         break;
       }
       this.#session = session;
+      this.#failures.reset();
       const lost = await this.#serve(session);
       this.#session = null;
       this.#endLink();
@@ -274,8 +277,9 @@ export class SpiceTransport extends EventEmitter implements Transport {
   }
 
   async #retry(error: Error, delay: number): Promise<void> {
-    this.#log.warn({ code: (error as { code?: string }).code, retryInMs: delay }, error.message);
-    this.#setState({ state: 'retrying', detail: `${error.message}; retrying in ${Math.round(delay / 1000)} s`, error, retryInMs: delay });
+    const repeated = this.#failures.isRepeat(error);
+    this.#log[repeated ? 'debug' : 'warn']({ code: (error as { code?: string }).code, retryInMs: delay }, error.message);
+    this.#setState({ state: 'retrying', detail: `${error.message}; retrying in ${Math.round(delay / 1000)} s`, error, retryInMs: delay, repeated });
     await this.#sleep(delay);
   }
 

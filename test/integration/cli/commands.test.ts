@@ -113,6 +113,24 @@ test('serve whose output reader goes away stops cleanly (exit 0) after answering
   assert.deepEqual(await readFile(join(dir, 'big.bin')), body);
 });
 
+test('share waiting for a VM that is off says so once, not at every retry (the repeats are in --verbose)', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'share'));
+  const cli = startCli(t, ['share', join(dir, 'share'), '--qemu-socket', join(dir, 'vm.sock'), '--no-status', '--verbose', '--log-format', 'json']);
+  const retryLogs = () => cli.stderr.split('\n').filter((l) => l.includes('"code":"HOST_ERR_SOCKET"'));
+  // The default backoff retries after 0.5, 1 and 2 s: wait for the third attempt's failure.
+  const deadline = Date.now() + 15_000;
+  while (retryLogs().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await cli.stop('SIGINT'), 0);
+  const levels = retryLogs().map((l) => (JSON.parse(l) as { level: number }).level);
+  assert.ok(levels.length >= 3, `three failed attempts: ${cli.stderr}`);
+  assert.deepEqual(levels, [40, ...levels.slice(1).map(() => 20)], 'one warning, then debug lines');
+  const stdout = cli.stdout.split('\n');
+  assert.equal(stdout.filter((l) => l.startsWith('retrying')).length, 1, cli.stdout);
+  assert.equal(stdout.filter((l) => l.startsWith('connecting')).length, 1, cli.stdout);
+  assert.match(stdout[0]!, /^sharing .* with .*vm\.sock/);
+});
+
 test('serve --read-only refuses writes with 403 and leaves the folder alone', async (t) => {
   const dir = await tempDir(t);
   const cli = startCli(t, ['serve', dir, '--port', '0', '--read-only']);
