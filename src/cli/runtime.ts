@@ -21,8 +21,8 @@ export function loggerFor(options: GlobalOptions): Logger {
 /**
  * Runs a long-lived service until SIGINT/SIGTERM, or until its output's reader has gone (see `outputClosed`),
  * then stops it cleanly. A second signal while stopping exits at once (code 130), so a hung shutdown never traps
- * the user. When `fatal` settles with an error first
- * (wrong password, unusable device), the service is stopped and that error is thrown for its exit code.
+ * the user. When `fatal` settles with an error first (wrong password, unusable device), the service is stopped
+ * and that error is thrown for its exit code.
  */
 export async function runUntilSignal(stop: () => Promise<void>, log: Logger, fatal?: Promise<Error | undefined>): Promise<void> {
   let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
@@ -41,8 +41,10 @@ export async function runUntilSignal(stop: () => Promise<void>, log: Logger, fat
     process.on('SIGTERM', onSignal);
   });
   const failed = (fatal ?? new Promise<undefined>(() => {})).then((err) => err);
-  const orphaned = outputClosed().then(() => log.info({}, 'output closed: stopping'));
-  const err = await Promise.race([signalled.then(() => undefined), orphaned.then(() => undefined), failed]);
+  const orphaned = outputClosed().then(() => 'orphaned' as const);
+  const outcome = await Promise.race([signalled.then(() => undefined), orphaned, failed]);
+  if (outcome === 'orphaned') log.info({}, 'output closed: stopping');
+  const err = outcome === 'orphaned' ? undefined : outcome;
   await stop();
   process.off('SIGINT', onSignal!);
   process.off('SIGTERM', onSignal!);
