@@ -7,7 +7,6 @@ import { portOption, shareDir } from '../options.js';
 import { packageInfo } from '../package-root.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { hasCode } from '../../errors.js';
-import { GuestErrorCode } from '../../guest/errors.js';
 
 interface DemoOptions {
   port: number;
@@ -23,8 +22,8 @@ interface DemoOptions {
  */
 async function demo(o: DemoOptions, command: Command): Promise<void> {
   if (o.vm) return demoVm(o, command);
-  const [{ DavServer }, { createMemoryTransport, Share }, { GuestProxy }] = await Promise.all([
-    import('../../../dav/index.js'), import('../../host/index.js'), import('../../guest/proxy.js'),
+  const [{ DavServer }, { createMemoryTransport, Share }, { GuestProxy }, { GuestErrorCode }] = await Promise.all([
+    import('../../../dav/index.js'), import('../../host/index.js'), import('../../guest/proxy.js'), import('../../guest/errors.js'),
   ]);
   const globals = globalsOf(command);
   const log = loggerFor(globals);
