@@ -107,9 +107,7 @@ export class QemuSocketTransport extends EventEmitter implements Transport {
   #retry(error: HostError): void {
     if (this.#closed) return;
     const delay = this.#backoff.next();
-    const repeated = this.#failures.isRepeat(error);
-    this.#log[repeated ? 'debug' : 'warn']({ code: error.code, retryInMs: delay }, error.message);
-    this.#setState({ state: 'retrying', detail: `${error.message}; retrying in ${Math.round(delay / 1000)} s`, error, retryInMs: delay, repeated });
+    this.#setState(this.#failures.retrying(error, delay, this.#log));
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#connect();

@@ -277,9 +277,7 @@ export class SpiceTransport extends EventEmitter implements Transport {
   }
 
   async #retry(error: Error, delay: number): Promise<void> {
-    const repeated = this.#failures.isRepeat(error);
-    this.#log[repeated ? 'debug' : 'warn']({ code: (error as { code?: string }).code, retryInMs: delay }, error.message);
-    this.#setState({ state: 'retrying', detail: `${error.message}; retrying in ${Math.round(delay / 1000)} s`, error, retryInMs: delay, repeated });
+    this.#setState(this.#failures.retrying(error, delay, this.#log));
     await this.#sleep(delay);
   }
 
