@@ -26,8 +26,10 @@ export function progressBar(fraction: number | undefined, width = 20): string {
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
 }
 
-/** Seconds → "1h02m", "3m05s", "42s". */
+/** Seconds → "1h02m", "3m05s", "42s", "0.5s": a tenth below ten seconds, so a 500 ms retry is not "1s". */
 export function formatDuration(seconds: number): string {
+  const tenths = Math.max(0, Math.round(seconds * 10));
+  if (tenths < 100) return `${tenths / 10}s`;
   const s = Math.max(0, Math.round(seconds));
   if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
   if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;

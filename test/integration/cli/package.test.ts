@@ -56,6 +56,14 @@ test('the npm package installs on its own and works: the bin, the library and it
   // The bin, through the link npm made and its #! line, as a shell runs it.
   const bin = join(app, 'node_modules', '.bin', 'spicedav');
   assert.equal(execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim(), version);
+
+  // The documents come with it: --help names the installed README, and every file the README links to is there.
+  const help = execFileSync(bin, ['--help'], { encoding: 'utf8' });
+  const docsLine = `Documentation: ${join(installed, 'README.md')}, and docs/ beside it`;
+  assert.ok(help.split('\n').includes(docsLine), `--help ends with "${docsLine}":\n${help}`);
+  const links = [...readFileSync(join(installed, 'README.md'), 'utf8').matchAll(/\]\((?!https?:|#)([^)#\s]+)/g)].map((m) => m[1]!);
+  assert.ok(links.some((l) => l.startsWith('docs/')), 'the README links to docs/');
+  assert.deepEqual(links.filter((l) => !existsSync(join(installed, l))), [], 'every local link of the README resolves in the package');
   const share = join(dir, 'share');
   execFileSync('mkdir', [share]);
   await writeFile(join(share, 'hello.txt'), 'hello from the installed package\n');

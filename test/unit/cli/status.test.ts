@@ -19,6 +19,11 @@ test('formats sizes, durations and bars the way the docs count (MB = 10^6)', () 
   assert.equal(formatBytes(256_000_000), '256 MB');
   assert.equal(formatDuration(3725), '1h02m');
   assert.equal(formatDuration(65), '1m05s');
+  assert.equal(formatDuration(42.4), '42s');
+  assert.equal(formatDuration(0.5), '0.5s');
+  assert.equal(formatDuration(3), '3s');
+  assert.equal(formatDuration(9.96), '10s');
+  assert.equal(formatDuration(0.01), '0s');
   assert.equal(progressBar(0.5, 10), '[#####.....]');
   assert.equal(progressBar(undefined, 4), '[????]');
   assert.equal(progressBar(2, 4), '[####]');
