@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -25,7 +25,11 @@ process.on('exit', () => {
 });
 `,
   );
-  execFileSync(process.execPath, [...nodeFlags, '--import', pathToFileURL(preload).href, cliPath, '--version'], { stdio: 'ignore' });
+  const run = spawnSync(process.execPath, [...nodeFlags, '--import', pathToFileURL(preload).href, cliPath, '--version'], { encoding: 'utf8' });
+  // V8 prints "unrecognized flag" for a flag it does not have (it was renamed in V8 12, Node 22): nothing on
+  // stderr means every flag the CLI set exists in this Node.
+  assert.equal(run.stderr, '', 'the CLI starts without a word on stderr');
+  assert.equal(run.status, 0);
   return readFileSync(out, 'utf8');
 }
 
@@ -41,7 +45,10 @@ test("the CLI keeps V8's young generation at its starting size, however much sho
   assert.ok(Number(size) <= 4 * 1024 * 1024, `young generation ${size} bytes`);
 });
 
-test('the CLI hands hot code to the optimizing compiler early: a function called 2,000 times is optimized', async (t) => {
+// V8 12 (Node 22) replaced the byte budget by call counts, whose default the CLI keeps (src/cli/v8-tuning.ts).
+const countsCalls = Number.parseInt(process.versions.v8, 10) >= 12 && `V8 ${process.versions.v8} tiers up by call count; the CLI keeps its default`;
+
+test('the CLI hands hot code to the optimizing compiler early: a function called 2,000 times is optimized', { skip: countsCalls }, async (t) => {
   // With V8's default budget this function needs about 20,000 calls (checked below, so the test shows the
   // CLI's setting and not V8's default). %GetOptimizationStatus bit 4 (16) = optimized; compiling on the main
   // thread makes the result independent of when a background compile job ends.
