@@ -100,6 +100,7 @@ export class DavServer extends EventEmitter {
   readonly #serverName: string;
   readonly #cache: MetaCache | null;
   #active = 0;
+  #storeFailureLogged = false;
   #idle: (() => void) | null = null;
   #closing: Promise<void> | null = null;
 
@@ -123,23 +124,30 @@ export class DavServer extends EventEmitter {
     // inotify sees only changes made through this kernel: on a network file system the cache would go stale.
     const cache = (opts.cache ?? local) ? new MetaCache({ maxDirs: limits.maxWatchedDirs, log }) : null;
     this.#cache = cache;
-    this.#shared = DeadPropStore.open(stateFile, log).then((props) => ({
-      storage: new FsStorage(confinement, { io, cache, log }),
-      // Four buffers kept: two downloads at a time reuse them; more concurrent ones allocate, and what they
-      // allocated is freed afterwards instead of staying resident (eight downloads at once left 16 behind).
-      buffers: new BufferPool(limits.readChunkBytes, 4),
-      hints: new ClientHints(log),
-      locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
-      props,
-      limits,
-      readOnly: opts.readOnly ?? false,
-      log,
-      rootName: basename(confinement.root),
-      startTransfer: (t: Transfer) => this.emit('transfer', t),
-      watchingTransfers: () => this.listenerCount('transfer') > 0,
-    }));
-    // Surface a store that cannot be opened on the first request rather than as an unhandled rejection.
-    this.#shared.catch((err: unknown) => log.error({ err }, 'dead-property store cannot be opened'));
+    const readOnly = opts.readOnly ?? false;
+    this.#shared = DeadPropStore.open(stateFile, log, { readOnly }).then(
+      (props) => ({
+        storage: new FsStorage(confinement, { io, cache, log }),
+        // Four buffers kept: two downloads at a time reuse them; more concurrent ones allocate, and what they
+        // allocated is freed afterwards instead of staying resident (eight downloads at once left 16 behind).
+        buffers: new BufferPool(limits.readChunkBytes, 4),
+        hints: new ClientHints(log),
+        locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
+        props,
+        limits,
+        readOnly,
+        log,
+        rootName: basename(confinement.root),
+        startTransfer: (t: Transfer) => this.emit('transfer', t),
+        watchingTransfers: () => this.listenerCount('transfer') > 0,
+      }),
+      (err: unknown) => {
+        throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', `cannot open ${stateFile}, where the share's WebDAV properties are kept: ${(err as Error).message}`, { cause: err });
+      },
+    );
+    // ready() and listen() reject with a store that cannot be opened, and requests are answered 503 (#onRequest,
+    // which logs it once): not an unhandled rejection meanwhile.
+    this.#shared.catch(() => {});
     this.#http = http.createServer(
       {
         requestTimeout: 0,
@@ -173,8 +181,18 @@ export class DavServer extends EventEmitter {
     this.#http.emit('connection', socket);
   }
 
-  /** Listen on TCP (or TLS) and serve connections there. Resolves with the bound address. */
+  /**
+   * Resolves once the server can answer requests; rejects (DAV_ERR_STATE_UNAVAILABLE) when it never will: the
+   * dead-property store under `stateDir` cannot be opened (a home that is not writable, a journal owned by
+   * another user). Until then requests wait; after such a failure each is answered 503.
+   */
+  async ready(): Promise<void> {
+    await this.#shared;
+  }
+
+  /** Listen on TCP (or TLS) and serve connections there, once ready(). Resolves with the bound address. */
   async listen(o: ListenOptions = {}): Promise<AddressInfo> {
+    await this.ready();
     const host = o.host ?? '127.0.0.1';
     if (!o.auth && !o.allowUnauthenticatedRemote && !isLoopbackHost(host)) {
       throw new DavError(500, 'DAV_ERR_INSECURE_LISTEN', `refusing to serve ${host} without authentication; give auth, or bind 127.0.0.1`);
@@ -232,7 +250,12 @@ export class DavServer extends EventEmitter {
     res.setHeader('Server', this.#serverName);
     let ctx: RequestContext | null = null;
     try {
-      const shared = await this.#shared;
+      // The operator's log gets the store's path and error, once; the client gets 503.
+      const shared = await this.#shared.catch((err: unknown) => {
+        if (!this.#storeFailureLogged) this.#log.error({ err: (err as Error).message }, 'requests are refused (503) until the server is given a writable stateDir');
+        this.#storeFailureLogged = true;
+        throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', 'the server cannot open its property store; its log says why');
+      });
       const litmus = req.headers['x-litmus'];
       const log = litmus ? shared.log.child({ litmus }) : shared.log;
       log.debug({ method: req.method, url: req.url }, 'request');

@@ -56,16 +56,22 @@ export class DeadPropStore {
     this.#log = log;
   }
 
-  /** Open (and replay) the store at `file`, or an in-memory store when `file` is null. */
-  static async open(file: string | null, log: Logger): Promise<DeadPropStore> {
+  /**
+   * Open (and replay) the store at `file`, or an in-memory store when `file` is null. `readOnly` (for a
+   * read-only share, which never changes a property) only reads what is there: no directory is created and the
+   * journal is not compacted, so the state directory need not be writable, nor exist.
+   */
+  static async open(file: string | null, log: Logger, { readOnly = false } = {}): Promise<DeadPropStore> {
     const store = new DeadPropStore(file, log);
     if (file) {
-      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      if (!readOnly) await mkdir(dirname(file), { recursive: true, mode: 0o700 });
       let text = '';
       try {
         text = await readFile(file, 'utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // No journal yet; ENOTDIR too, for a read-only store whose directory was never made (its path crosses a file).
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
       }
       for (const line of text.split('\n')) {
         if (line === '') continue;
@@ -76,7 +82,7 @@ export class DeadPropStore {
           log.warn({ file }, 'dead-property journal: skipping a torn or unreadable line');
         }
       }
-      await store.#compactOrKeep();
+      if (!readOnly) await store.#compactOrKeep();
     }
     return store;
   }

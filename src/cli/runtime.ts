@@ -4,6 +4,8 @@ import { StatusDisplay, type StatusSnapshot } from './status.js';
 import { TransferTracker } from './transfers.js';
 import type { DavServer } from '../../dav/index.js';
 import { outputClosed } from './broken-pipe.js';
+import { CliError, ExitCode } from './exit-codes.js';
+import { hasCode } from '../errors.js';
 
 /** Flags every command accepts (declared once on the root program, inherited by sub-commands). */
 export interface GlobalOptions {
@@ -70,4 +72,18 @@ export function davStatusDisplay(options: GlobalOptions, dav: DavServer, snapsho
   const tracker = new TransferTracker(dav, (line) => display?.event(line));
   display = statusDisplay(options, () => snapshot(tracker));
   return display;
+}
+
+/**
+ * Waits until `dav` can answer. A property store it cannot open (a home that is not writable, a journal left by
+ * another user) ends the command with exit 3 and the option that fixes it; `dav` is destroyed first.
+ */
+export async function davReady(dav: DavServer): Promise<void> {
+  try {
+    await dav.ready();
+  } catch (err) {
+    await dav.destroy();
+    if (!hasCode(err, 'DAV_ERR_STATE_UNAVAILABLE')) throw err;
+    throw new CliError('CLI_ERR_STATE_DIR', `${(err as Error).message}; give a folder you can write with --state-dir`, ExitCode.ENVIRONMENT, { cause: err });
+  }
 }

@@ -1,7 +1,7 @@
 import { Option, type Command } from '../commander.js';
 import type { Authenticator } from '../../../dav/index.js';
 import type { CommandModule } from '../program.js';
-import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
+import { globalsOf, loggerFor, runUntilSignal, davReady, davStatusDisplay } from '../runtime.js';
 import { portOption, readOptionFile, shareDir } from '../options.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { isLoopbackHost } from '../../loopback.js';
@@ -47,6 +47,7 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
     log.warn({ host: o.host }, 'Basic authentication without TLS sends passwords in clear text; add --tls-cert/--tls-key or use --htdigest');
   }
   const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
+  await davReady(dav);
   let address;
   try {
     address = await dav.listen({ port: o.port, host: o.host, tls, auth, allowUnauthenticatedRemote: o.allowUnauthenticated });

@@ -1,7 +1,7 @@
 import { Option, type Command } from '../commander.js';
 import type { Transport, TransportState } from '../../host/index.js';
 import type { CommandModule } from '../program.js';
-import { globalsOf, loggerFor, runUntilSignal, davStatusDisplay } from '../runtime.js';
+import { globalsOf, loggerFor, runUntilSignal, davReady, davStatusDisplay } from '../runtime.js';
 import { shareDir, spicePassword } from '../options.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { localViewer } from '../viewer-check.js';
@@ -83,6 +83,7 @@ async function share(dir: string, o: ShareCliOptions, command: Command): Promise
   const root = shareDir(dir);
   const { transport, target } = await transportFor(o, log, runtime);
   const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
+  await davReady(dav);
   const share = new Share({ dav, transport, log: log.child({ component: 'share' }) });
   let state: TransportState = { state: 'connecting' };
   const display = davStatusDisplay(globals, dav, (tracker) => {

@@ -84,6 +84,26 @@ test('a port that is taken or privileged: exit 3 and what to do instead (serve, 
   assert.match(low.stderr, /^spicedav: port 80 is below 1024, which only root \(or CAP_NET_BIND_SERVICE\) may listen on; pick another with --port$/m);
 });
 
+test('a state directory that cannot be made: serve and share exit 3 naming it and --state-dir; serve --read-only needs none', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'share'));
+  await writeFile(join(dir, 'a-file'), '');
+  const blocked = join(dir, 'a-file', 'state'); // ENOTDIR, even for root
+  const said = (stderr: string) =>
+    assert.match(stderr, new RegExp(`^spicedav: cannot open ${blocked}/props-[0-9a-f]{16}\\.jsonl, where the share's WebDAV properties are kept: ENOTDIR: not a directory, mkdir '${blocked}'; give a folder you can write with --state-dir\\n$`));
+  const serve = await runCli(['serve', join(dir, 'share'), '--port', '0', '--state-dir', blocked]);
+  assert.equal(serve.code, 3);
+  said(serve.stderr);
+  // share checks it before it connects: nothing listens on this socket.
+  const share = await runCli(['share', join(dir, 'share'), '--qemu-socket', join(dir, 'qemu.sock'), '--state-dir', blocked]);
+  assert.equal(share.code, 3);
+  said(share.stderr);
+  const readOnly = startCli(t, ['serve', join(dir, 'share'), '--port', '0', '--read-only', '--state-dir', blocked]);
+  const [, url] = await readOnly.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
+  assert.equal((await fetch(url!, { method: 'PROPFIND', headers: { Depth: '1' } })).status, 207);
+  assert.equal(await readOnly.stop('SIGINT'), 0);
+});
+
 test('a reader that goes away (`| head`) ends the output quietly: --help exits 0, no stack trace', async () => {
   const child = spawn(process.execPath, [cliPath, 'serve', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Closed before the child has started, so its first write meets a pipe with no reader (EPIPE).

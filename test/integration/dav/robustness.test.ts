@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdir, readdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody, pausedPut } from './harness.js';
@@ -153,6 +154,42 @@ test('a state directory inside the share is refused', async (t) => {
   assert.throws(() => new DavServer({ root: h.root, stateDir: join(h.root, '.state') }), /inside the shared folder/);
   await symlink(h.root, join(h.outside, 'link-to-share'));
   assert.throws(() => new DavServer({ root: h.root, stateDir: join(h.outside, 'link-to-share', 'state') }), /inside the shared folder/, 'also through a link');
+});
+
+test('a state directory that cannot be made: ready() and listen() say why, requests get 503 without host paths, the log says it once', async (t) => {
+  const h = await startServer(t);
+  await writeFile(join(h.outside, 'a-file'), '');
+  const blocked = join(h.outside, 'a-file', 'state'); // mkdir fails (ENOTDIR) even for root, who ignores modes
+  const { log, errors } = warningLog();
+  const server = new DavServer({ root: h.root, stateDir: blocked, log });
+  t.after(() => server.close());
+  const unavailable = (e: Error & { code?: string; status?: number }) => e.code === 'DAV_ERR_STATE_UNAVAILABLE' && e.status === 503 && e.message.includes(blocked) && /ENOTDIR/.test(e.message);
+  await assert.rejects(server.ready(), unavailable);
+  await assert.rejects(server.listen({ port: 0 }), unavailable);
+  // Connections handed over (as the mux does) are still answered.
+  const handOver = net.createServer((socket) => server.handleConnection(socket));
+  t.after(() => handOver.close());
+  await once(handOver.listen(0, '127.0.0.1'), 'listening');
+  const port = (handOver.address() as net.AddressInfo).port;
+  for (const method of ['GET', 'PROPFIND']) {
+    const r = await request(port, method, '/');
+    assert.equal(r.status, 503, method);
+    assert.ok(!r.body.includes(h.outside), `no host path in the answer: ${r.body}`);
+  }
+  assert.equal(errors.length, 1, errors.join('\n'));
+  assert.ok(errors[0]!.includes(blocked), errors[0]);
+});
+
+test('a read-only share needs no state directory: none is made, and it serves', async (t) => {
+  const h = await startServer(t);
+  await writeFile(join(h.root, 'f.txt'), 'read me');
+  const missing = join(h.outside, 'never-made');
+  const server = new DavServer({ root: h.root, stateDir: missing, readOnly: true });
+  t.after(() => server.close());
+  const { port } = await server.listen({ port: 0 });
+  assert.equal((await request(port, 'GET', '/f.txt')).body, 'read me');
+  assert.equal((await request(port, 'PROPFIND', '/f.txt', { headers: { depth: '0' } })).status, 207);
+  assert.equal(existsSync(missing), false);
 });
 
 test('an idle keep-alive connection outlives Node’s default 5 s keep-alive timeout', { timeout: 20_000 }, async (t) => {
