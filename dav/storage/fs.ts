@@ -230,6 +230,14 @@ export class FsStorage implements Storage {
     if (st?.isDirectory()) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${path} is a collection; PUT needs a file name`);
     if (st && !st.isFile()) throw special(path);
     if (!r.exists && !r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist; MKCOL it first`);
+    // rename(2) needs only the folder's permission: without this, a file the host made read-only (chmod a-w)
+    // would be replaced where writing into it (cp, an editor, Samba) is refused. Root may, as it may write it.
+    if (st) {
+      await this.#io.access(r.target, C.W_OK).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EACCES' && err.code !== 'EPERM') throw fsError(err, path);
+        throw new DavError(403, 'DAV_ERR_FORBIDDEN', `${path} is read-only on the host (${err.code}): it was not replaced`, { cause: err });
+      });
+    }
     return {
       existing: st ? entryOf(path, st) : null,
       commit: (body, options) => this.#commit(path, r.target, st ? { mode: st.mode & 0o7777, size: st.size } : null, body, options),

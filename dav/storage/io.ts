@@ -49,6 +49,8 @@ export interface Io {
   /** `size`: the file's size, when the caller knows it (see FREE_INLINE_MAX); unknown counts as large. */
   unlink(p: string, size?: number): Promise<void>;
   fchmod(fd: number, mode: number): Promise<void>;
+  /** access(2): rejects (EACCES...) unless this process may use `p` as `mode` (fs.constants.W_OK...) says. */
+  access(p: string, mode: number): Promise<void>;
   /** Set a file's access and modification times (seconds since the epoch; fractions allowed). */
   futimes(fd: number, atime: number, mtime: number): Promise<void>;
   /** True while calls run inline (for callers that batch work differently, e.g. yielding between stats). */
@@ -73,6 +75,7 @@ const asyncIo = {
   rename: promisify<[string, string], void>((a, b, cb) => fs.rename(a, b, (err) => cb(err, undefined))),
   unlink: promisify<[string], void>((p, cb) => fs.unlink(p, (err) => cb(err, undefined))),
   fchmod: promisify<[number, number], void>((fd, m, cb) => fs.fchmod(fd, m, (err) => cb(err, undefined))),
+  access: promisify<[string, number], void>((p, m, cb) => fs.access(p, m, (err) => cb(err, undefined))),
   futimes: promisify<[number, number, number], void>((fd, a, m, cb) => fs.futimes(fd, a, m, (err) => cb(err, undefined))),
 };
 
@@ -95,6 +98,7 @@ const syncIo = {
   rename: (a: string, b: string) => fs.renameSync(a, b),
   unlink: (p: string) => fs.unlinkSync(p),
   fchmod: (fd: number, m: number) => fs.fchmodSync(fd, m),
+  access: (p: string, m: number) => fs.accessSync(p, m),
   futimes: (fd: number, a: number, m: number) => fs.futimesSync(fd, a, m),
 };
 

@@ -37,13 +37,20 @@ export interface RunningCli {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-/**
- * Starts `spicedav ARGS`: the built CLI by default, or the executable `bin` (e.g. the link an `npm install` made,
- * run through its #! line).
- */
-export function startCli(t: Pick<TestContext, 'after'>, args: string[], env: Record<string, string> = {}, bin?: string): RunningCli {
+/** How startCli runs the command. */
+export interface StartOptions {
+  /** Added to the environment. */
+  env?: Record<string, string>;
+  /** An executable to run instead of the built CLI (e.g. the link an `npm install` made, run through its #! line). */
+  bin?: string;
+  /** Run as this user and group id (the caller must be root). */
+  user?: number;
+}
+
+/** Starts `spicedav ARGS`: the built CLI by default. */
+export function startCli(t: Pick<TestContext, 'after'>, args: string[], { env = {}, bin, user }: StartOptions = {}): RunningCli {
   const [command, argv] = bin === undefined ? [process.execPath, [cliPath, ...args]] : [bin, args];
-  const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], uid: user, gid: user });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -188,7 +188,7 @@ test('share --domain: libvirt not answering at start (libvirtd restarting at log
   const bin = join(dir, 'bin');
   await mkdir(bin);
   await writeFile(join(bin, 'virsh'), '#!/bin/sh\necho "error: failed to connect to the hypervisor" >&2\nexit 1\n', { mode: 0o755 });
-  const cli = startCli(t, ['share', dir, '--domain', 'vm', '--no-status'], { PATH: `${bin}:${process.env.PATH ?? ''}` });
+  const cli = startCli(t, ['share', dir, '--domain', 'vm', '--no-status'], { env: { PATH: `${bin}:${process.env.PATH ?? ''}` } });
   await cli.waitFor(/retrying in .*failed to connect to the hypervisor/, 15_000);
   assert.equal(cli.child.exitCode, null, 'share keeps asking');
   assert.equal(await cli.stop(), 0);

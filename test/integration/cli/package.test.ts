@@ -67,7 +67,7 @@ test('the npm package installs on its own and works: the bin, the library and it
   const share = join(dir, 'share');
   execFileSync('mkdir', [share]);
   await writeFile(join(share, 'hello.txt'), 'hello from the installed package\n');
-  const serve = startCli(t, ['serve', share, '--port', '0'], {}, bin);
+  const serve = startCli(t, ['serve', share, '--port', '0'], { bin });
   const [, url] = await serve.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
   assert.equal(await (await fetch(`${url}hello.txt`)).text(), 'hello from the installed package\n');
   const propfind = await fetch(url!, { method: 'PROPFIND', headers: { Depth: '1' } });
