@@ -230,18 +230,23 @@ export class FsStorage implements Storage {
     if (st?.isDirectory()) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${path} is a collection; PUT needs a file name`);
     if (st && !st.isFile()) throw special(path);
     if (!r.exists && !r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist; MKCOL it first`);
-    // rename(2) needs only the folder's permission: without this, a file the host made read-only (chmod a-w)
-    // would be replaced where writing into it (cp, an editor, Samba) is refused. Root may, as it may write it.
-    if (st) {
-      await this.#io.access(r.target, C.W_OK).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EACCES' && err.code !== 'EPERM') throw fsError(err, path);
-        throw new DavError(403, 'DAV_ERR_FORBIDDEN', `${path} is read-only on the host (${err.code}): it was not replaced`, { cause: err });
-      });
-    }
+    if (st) await this.#mayReplace(r.target, path);
     return {
       existing: st ? entryOf(path, st) : null,
       commit: (body, options) => this.#commit(path, r.target, st ? { mode: st.mode & 0o7777, size: st.size } : null, body, options),
     };
+  }
+
+  /**
+   * 403 unless this process may write the file at `target`. Replacing it by rename(2) needs only the folder's
+   * permission: without this check a file the host made read-only (chmod a-w) would be replaced by PUT or COPY,
+   * where writing into it (cp, an editor, Samba) is refused. Root may, as it may write it. MOVE is mv: not checked.
+   */
+  async #mayReplace(target: string, path: DavPath): Promise<void> {
+    await this.#io.access(target, C.W_OK).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EACCES' && err.code !== 'EPERM') throw fsError(err, path);
+      throw new DavError(403, 'DAV_ERR_FORBIDDEN', `${path} is read-only on the host (${err.code}): it was not replaced`, { cause: err });
+    });
   }
 
   async #commit(
@@ -386,6 +391,7 @@ export class FsStorage implements Storage {
     if (!src.exists) throw notFound(from);
     const dst = await this.#destination(src, to, replace);
     if (dst.kin === 'spelling') throw forbidden(`${to} is ${from} itself: the host's file system ignores case`);
+    if (dst.exists && dst.stats?.isFile()) await this.#mayReplace(dst.entry, to);
     // The copy is made under a temporary name beside the destination and put in place only once complete: a
     // copy that fails (a full disk, an unreadable member) leaves the destination as it was, and nothing partial.
     const tmp = this.#temp(dst.entry);

@@ -12,7 +12,7 @@ import { tempDir } from '../../helpers/tmp.js';
 
 const NOBODY = 65534;
 
-test('as an ordinary user: a read-only file is not replaced by PUT, unreadable ones are 403, the folder decides the rest', async (t) => {
+test('as an ordinary user: a read-only file is not replaced by PUT or COPY, unreadable ones are 403, the folder decides the rest', async (t) => {
   const base = await tempDir(t);
   const share = join(base, 'share');
   await mkdir(join(share, 'locked'), { recursive: true });
@@ -38,6 +38,9 @@ test('as an ordinary user: a read-only file is not replaced by PUT, unreadable o
     const refused = await put('ro.txt');
     assert.equal(refused.status, 403);
     assert.match(await refused.text(), /\/ro\.txt is read-only on the host/);
+    assert.equal(await readFile(join(share, 'ro.txt'), 'utf8'), 'original');
+    const copy = await fetch(`${url}rw.txt`, { method: 'COPY', headers: { Destination: `${url}ro.txt`, Overwrite: 'T' } });
+    assert.equal(copy.status, 403, 'COPY onto it is cp: refused too');
     assert.equal(await readFile(join(share, 'ro.txt'), 'utf8'), 'original');
     // The same server may write where the host lets it: the refusal is the file's, not the server's.
     assert.equal((await put('rw.txt')).status, 204);
