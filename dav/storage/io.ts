@@ -49,7 +49,7 @@ export interface Io {
   /** `size`: the file's size, when the caller knows it (see FREE_INLINE_MAX); unknown counts as large. */
   unlink(p: string, size?: number): Promise<void>;
   fchmod(fd: number, mode: number): Promise<void>;
-  /** access(2): rejects (EACCES...) unless this process may use `p` as `mode` (fs.constants.W_OK...) says. */
+  /** access(2): rejects (EACCES, EPERM...) unless this process may access `p` as `mode` asks (fs.constants.W_OK...). */
   access(p: string, mode: number): Promise<void>;
   /** Set a file's access and modification times (seconds since the epoch; fractions allowed). */
   futimes(fd: number, atime: number, mtime: number): Promise<void>;
