@@ -97,6 +97,8 @@ export class DavServer extends EventEmitter {
   readonly #listeners = new Set<net.Server>();
   readonly #auth = new WeakMap<Duplex, Authenticator>();
   readonly #shared: Promise<DavShared>;
+  /** What requests await: #shared, or a 503 that names no host path when the store cannot be opened. */
+  readonly #forRequests: Promise<DavShared>;
   readonly #serverName: string;
   readonly #cache: MetaCache | null;
   #active = 0;
@@ -145,9 +147,13 @@ export class DavServer extends EventEmitter {
         throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', `cannot open ${stateFile}, where the share's WebDAV properties are kept: ${(err as Error).message}`, { cause: err });
       },
     );
-    // ready() and listen() reject with a store that cannot be opened, and requests are answered 503 (#onRequest,
-    // which logs it once): not an unhandled rejection meanwhile.
+    // ready() and listen() reject with the operator's message; requests get the client's (#failEarly logs the
+    // first). Neither is an unhandled rejection meanwhile.
     this.#shared.catch(() => {});
+    this.#forRequests = this.#shared.catch((err: unknown) => {
+      throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', 'the server cannot open its property store; its log says why', { cause: err });
+    });
+    this.#forRequests.catch(() => {});
     this.#http = http.createServer(
       {
         requestTimeout: 0,
@@ -250,12 +256,7 @@ export class DavServer extends EventEmitter {
     res.setHeader('Server', this.#serverName);
     let ctx: RequestContext | null = null;
     try {
-      // The operator's log gets the store's path and error, once; the client gets 503.
-      const shared = await this.#shared.catch((err: unknown) => {
-        if (!this.#storeFailureLogged) this.#log.error({ err: (err as Error).message }, 'requests are refused (503) until the server is given a writable stateDir');
-        this.#storeFailureLogged = true;
-        throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', 'the server cannot open its property store; its log says why');
-      });
+      const shared = await this.#forRequests;
       const litmus = req.headers['x-litmus'];
       const log = litmus ? shared.log.child({ litmus }) : shared.log;
       log.debug({ method: req.method, url: req.url }, 'request');
@@ -286,6 +287,11 @@ export class DavServer extends EventEmitter {
   #failEarly(res: ServerResponse, err: unknown): void {
     const status = err instanceof DavError ? err.status : 500;
     if (!(err instanceof DavError)) this.#log.error({ err }, 'request failed before dispatch');
+    else if (err.code === 'DAV_ERR_STATE_UNAVAILABLE' && !this.#storeFailureLogged) {
+      // The operator's log gets the store's path and error once (the cause), the client only the 503.
+      this.#storeFailureLogged = true;
+      this.#log.error({ err: (err.cause as Error).message }, 'requests are refused (503) until the server is given a writable stateDir');
+    }
     if (res.headersSent) {
       res.destroy();
       return;

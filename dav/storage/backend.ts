@@ -83,7 +83,7 @@ export interface Storage {
   openRead(path: DavPath): Promise<ReadHandle | { entry: Entry; collection: true }>;
   /**
    * Get ready to store a body at `path`, resolving it once: 405 on a collection, 409 without a parent
-   * collection — thrown here, before the body is accepted. The write itself is atomic: a temporary file in the
+   * collection, 403 on a file this process may not write (chmod a-w) — thrown here, before the body is accepted. The write itself is atomic: a temporary file in the
    * target directory, renamed over the target; if the body fails or ends early, the old file (or nothing) stays.
    */
   prepareWrite(path: DavPath): Promise<PendingWrite>;
@@ -97,7 +97,8 @@ export interface Storage {
    * Copy `from` to `to`; depth 0 copies a collection without its members. An existing `to` is 412 unless
    * `replace`; then it is replaced only by a complete copy (a failed copy leaves it as it was). Returns the
    * members of the old `to` that could not be deleted (nothing is copied then). A `to` that is `from` itself
-   * under another name (a host file system that ignores case, a hard link) is 403.
+   * under another spelling (a host file system that ignores case), or a file this process may not write, is 403;
+   * over a hard link of `from`, the copy becomes a file of its own.
    */
   copy(from: DavPath, to: DavPath, depth: 0 | 'infinity', replace: boolean): Promise<MemberFailure[]>;
   /**
