@@ -10,7 +10,6 @@ import { parseDepth } from '../headers/depth.js';
 import { parseOverwrite } from '../headers/overwrite.js';
 import { parseDestination } from '../headers/destination.js';
 import { checkIfHeader, checkLocks } from '../preconditions.js';
-import { splitKey } from '../props/dead-store.js';
 import type { RequestContext } from '../context.js';
 import type { MethodHandler } from './types.js';
 
@@ -46,7 +45,7 @@ async function copyOrMove(ctx: RequestContext, move: boolean): Promise<void> {
   } else if (depth === 'infinity') {
     await props.copyTree(ctx.path, dest);
   } else {
-    await props.patch(dest, [...(props.get(ctx.path) ?? [])].map(([k, xml]) => ({ ...splitKey(k), xml })), []);
+    await props.copyOwn(ctx.path, dest);
   }
   send(ctx.res, existing ? 204 : 201, existing ? {} : { Location: hrefOf(dest, src.collection) });
 }

@@ -1,10 +1,12 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, lstat, mkdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DeadPropStore, propKey } from '../../../dav/props/dead-store.js';
 import { silentLogger } from '../../../src/log.js';
-import { mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
+import { mountExfat, mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
 import { warningLog } from '../../helpers/log.js';
 
 const prop = (ns: string, name: string, value: string) => ({ ns, name, xml: `<x:${name} xmlns:x="${ns}">${value}</x:${name}>` });
@@ -43,7 +45,7 @@ test('tree operations: copy, move and remove take the subtree along', async (t) 
   await again.close();
 });
 
-test('a torn last journal line is skipped, the rest is replayed and the journal compacted', async (t) => {
+test('a torn last journal line is skipped, the rest is replayed and the torn line cut off', async (t) => {
   const file = join(await tempDir(t), 'p.jsonl');
   const s = await DeadPropStore.open(file, silentLogger);
   await s.patch('/a', [prop('u', 'a', '1')], []);
@@ -79,18 +81,21 @@ test('a full disk: the change fails whole, no torn line is left for the next one
     await assert.rejects(s.patch('/big', [prop('u', 'b', 'x'.repeat(20_000))], []), (e: Error & { code?: string; status?: number }) => e.code === 'DAV_ERR_PROPSTORE_FULL' && e.status === 507 && /no space/.test(e.message));
     assert.equal(s.get('/big'), undefined, 'not applied in memory either');
     await rm(join(state, 'filler'));
+    await s.patch('/after', [prop('u', 'c', 'before')], []);
     await s.patch('/after', [prop('u', 'c', 'after')], []);
     await s.close();
 
     const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
-    assert.equal(lines.length, 2, 'two whole lines, nothing of the failed one');
+    assert.equal(lines.length, 3, 'three whole lines, nothing of the failed one');
     const again = await DeadPropStore.open(file, log);
     assert.deepEqual([...(again.get('/kept')?.keys() ?? [])], [propKey('u', 'a')]);
     assert.deepEqual([...(again.get('/after')?.keys() ?? [])], [propKey('u', 'c')]);
     assert.deepEqual(warnings, [], 'nothing torn to skip on replay');
+    await again.patch('/after', [prop('u', 'c', 'after')], []);
     await again.close();
 
-    // Opening compacts; with the disk full that fails, and the store opens anyway on its whole journal.
+    // Opening compacts a journal with more lines than resources; with the disk full that fails, and the store
+    // opens anyway on its whole journal.
     await writeFile(join(state, 'filler'), Buffer.alloc(64 * 1024 - 4096)).catch(() => {});
     const full = await DeadPropStore.open(file, log);
     assert.deepEqual([...(full.get('/after')?.keys() ?? [])], [propKey('u', 'c')]);
@@ -98,5 +103,137 @@ test('a full disk: the change fails whole, no torn line is left for the next one
     await full.close();
   } finally {
     unmountTmpfs(state);
+  }
+});
+
+/** Two stores on one journal stand for two processes serving one folder (two VMs sharing ~/Public). */
+test('two processes on one journal see each other\'s changes, in the same order', async (t) => {
+  const file = join(await tempDir(t), 'p.jsonl');
+  const a = await DeadPropStore.open(file, silentLogger);
+  const b = await DeadPropStore.open(file, silentLogger);
+  const reader = await DeadPropStore.open(file, silentLogger, { readOnly: true });
+  await a.patch('/a', [prop('u', 'a', '1')], []);
+  assert.equal(b.get('/a'), undefined, 'not seen before a refresh');
+  await b.refresh();
+  assert.deepEqual([...(b.get('/a')?.keys() ?? [])], [propKey('u', 'a')]);
+  // A tree operation decides from the journal as it is, not from what this process had seen.
+  await a.patch('/a/x', [prop('u', 'x', '2')], []);
+  await b.moveTree('/a', '/b');
+  await a.refresh();
+  await reader.refresh();
+  for (const s of [a, b, reader]) {
+    assert.equal(s.get('/a'), undefined);
+    assert.deepEqual([...(s.get('/b/x')?.keys() ?? [])], [propKey('u', 'x')]);
+  }
+  const g = reader.generation;
+  await reader.refresh();
+  assert.equal(reader.generation, g, 'nothing new: nothing applied');
+  await Promise.all([a.close(), b.close(), reader.close()]);
+});
+
+test('a process that restarts (and compacts) does not lose what another one writes afterwards', async (t) => {
+  const file = join(await tempDir(t), 'p.jsonl');
+  const a = await DeadPropStore.open(file, silentLogger);
+  const b = await DeadPropStore.open(file, silentLogger);
+  await b.patch('/x', [prop('u', 'x', '1')], []);
+  await b.patch('/x', [prop('u', 'x', '2')], []);
+  await a.close();
+  const a2 = await DeadPropStore.open(file, silentLogger); // two lines for one resource: compacted into a new file
+  assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 1);
+  await b.patch('/y', [prop('u', 'y', '1')], []);
+  await a2.refresh();
+  assert.ok(a2.get('/y'), 'the other process wrote into the compacted journal');
+  await Promise.all([a2.close(), b.close()]);
+  const r = await DeadPropStore.open(file, silentLogger);
+  assert.equal(r.get('/x')?.get(propKey('u', 'x')), prop('u', 'x', '2').xml);
+  assert.ok(r.get('/y'));
+  await r.close();
+});
+
+test('two writers at once, with compactions on the way: every change lands, none twice', async (t) => {
+  const file = join(await tempDir(t), 'p.jsonl');
+  const a = await DeadPropStore.open(file, silentLogger);
+  const b = await DeadPropStore.open(file, silentLogger);
+  // 1,400 lines for 10 resources: past the compaction threshold (1,000 lines, 4 × the resources) while both write.
+  const writes = (s: DeadPropStore, who: string) => (async () => {
+    for (let i = 0; i < 700; i++) await s.patch(`/${who}${i % 5}`, [prop('u', 'n', String(i))], []);
+    await s.moveTree(`/${who}0`, `/${who}-moved`);
+  })();
+  await Promise.all([writes(a, 'a'), writes(b, 'b')]);
+  await Promise.all([a.refresh(), b.refresh()]);
+  const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean).length;
+  assert.ok(lines < 1400, `compacted on the way (${lines} lines)`);
+  const fresh = await DeadPropStore.open(file, silentLogger);
+  for (const s of [a, b, fresh]) {
+    for (const who of ['a', 'b']) {
+      assert.equal(s.get(`/${who}0`), undefined);
+      assert.equal(s.get(`/${who}-moved`)?.get(propKey('u', 'n')), prop('u', 'n', '695').xml);
+      for (let k = 1; k < 5; k++) assert.equal(s.get(`/${who}${k}`)?.get(propKey('u', 'n')), prop('u', 'n', String(695 + k)).xml);
+    }
+  }
+  await Promise.all([a.close(), b.close(), fresh.close()]);
+});
+
+test('the lock: an abandoned one is broken, a live holder is waited for and then answered 503', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'p.jsonl');
+  const lock = `${file}.lock`;
+  const s = await DeadPropStore.open(file, silentLogger, { lock: { waitMs: 300, staleMs: 60_000 } });
+  // A holder killed while writing: its pid is gone on this host.
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  await symlink(`${gone.stdout} ${hostname()} 0`, lock);
+  await s.patch('/a', [prop('u', 'a', '1')], []);
+  assert.ok(s.get('/a'));
+  await assert.rejects(lstat(lock), { code: 'ENOENT' }, 'released after the change');
+  // A holder on another host sharing the state directory (here one that could not make links, so a lock file): it
+  // cannot be asked, so only its age tells.
+  await writeFile(lock, 'unknown-pid other-host 0\n');
+  const started = Date.now();
+  await assert.rejects(s.patch('/b', [prop('u', 'b', '1')], []), (e: Error & { code?: string; status?: number }) => e.status === 503 && e.code === 'DAV_ERR_PROPSTORE_BUSY' && e.message.includes('other-host') && e.message.includes(lock));
+  assert.ok(Date.now() - started >= 250, 'waited for it first');
+  assert.equal(s.get('/b'), undefined);
+  const old = new Date(Date.now() - 120_000);
+  await utimes(lock, old, old);
+  await s.patch('/b', [prop('u', 'b', '1')], []);
+  assert.ok(s.get('/b'));
+  await s.close();
+});
+
+test('a journal removed behind the server\'s back: its properties are gone, and the next change starts a new one', async (t) => {
+  const file = join(await tempDir(t), 'state', 'p.jsonl');
+  const s = await DeadPropStore.open(file, silentLogger);
+  await s.patch('/a', [prop('u', 'a', '1')], []);
+  await rm(join(file, '..'), { recursive: true });
+  await s.refresh();
+  assert.equal(s.get('/a'), undefined);
+  await s.patch('/b', [prop('u', 'b', '1')], []);
+  await s.close();
+  const again = await DeadPropStore.open(file, silentLogger);
+  assert.deepEqual([...(again.get('/b')?.keys() ?? [])], [propKey('u', 'b')]);
+  assert.equal(again.get('/a'), undefined);
+  await again.close();
+});
+
+test('a state directory without symbolic links (exFAT): the lock is a file, and it works the same', async (t) => {
+  const fs = await mountExfat(t);
+  if (!fs) return;
+  try {
+    const file = join(fs.dir, 'p.jsonl');
+    const a = await DeadPropStore.open(file, silentLogger);
+    const b = await DeadPropStore.open(file, silentLogger);
+    await Promise.all([0, 1, 2].map((i) => a.patch(`/a${i}`, [prop('u', 'a', String(i))], [])).concat([0, 1, 2].map((i) => b.patch(`/b${i}`, [prop('u', 'b', String(i))], []))));
+    await Promise.all([a.refresh(), b.refresh()]);
+    for (const s of [a, b]) for (const p of ['/a0', '/a1', '/a2', '/b0', '/b1', '/b2']) assert.ok(s.get(p), p);
+    // One left by a writer killed on this host is broken as a link would be.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    await writeFile(`${file}.lock`, `${gone.stdout} ${hostname()} 0`);
+    await a.moveTree('/b0', '/c');
+    await assert.rejects(lstat(`${file}.lock`), { code: 'ENOENT' });
+    await Promise.all([a.close(), b.close()]);
+    const again = await DeadPropStore.open(file, silentLogger);
+    assert.ok(again.get('/c') && !again.get('/b0'));
+    await again.close();
+  } finally {
+    fs.unmount();
   }
 });

@@ -1,0 +1,145 @@
+/**
+ * A lock file that lets several processes write one dead-property journal: two VMs sharing the same folder (spice-gtk
+ * shares ~/Public with every VM), or `serve` and `share` on one folder. Only the writer holds it, for the few
+ * milliseconds of an append or a compaction; readers never take it.
+ *
+ * Node has no flock(2), so the lock is a symbolic link made with symlink(2), which fails when the name exists,
+ * and whose target names the holder: `pid host nonce` (one call makes and fills it, and it is cheaper than
+ * creating a file: 80 against 260 µs here). Where symbolic links cannot be made (Windows without the privilege),
+ * a file made with O_EXCL holds the same line. A holder that died while holding it (SIGKILL during a write) leaves
+ * it behind; the next writer breaks it when its pid is gone on this host, or when it is older than any write could
+ * take (a holder on another host sharing the state directory over NFS).
+ */
+import { lstat, open, readFile, readlink, symlink, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SpicedavError } from '../../src/errors.js';
+
+/** How long `acquire` waits for a live holder (default 5 s) and when a lock counts as abandoned (default 30 s). */
+export interface JournalLockOptions {
+  waitMs?: number;
+  staleMs?: number;
+}
+
+/** The lock stayed held by a live process for longer than the wait. */
+export class JournalLockBusyError extends SpicedavError {
+  constructor(file: string, holder: string) {
+    super('DAV_ERR_PROPSTORE_BUSY', `the property store is being written by another process (${holder || 'unknown'}; lock file ${file})`);
+  }
+}
+
+export class JournalLock {
+  readonly #file: string;
+  readonly #waitMs: number;
+  readonly #staleMs: number;
+  readonly #host = hostname();
+  #held: string | null = null;
+  /** False once symlink(2) was refused here: the lock is then a file. */
+  #links = true;
+
+  constructor(file: string, { waitMs = 5000, staleMs = 30_000 }: JournalLockOptions = {}) {
+    this.#file = file;
+    this.#waitMs = waitMs;
+    this.#staleMs = staleMs;
+  }
+
+  /** Take the lock, waiting (2 ms, doubling to 50 ms) while another live process holds it. */
+  async acquire(): Promise<void> {
+    if (this.#held) throw new Error('JournalLock.acquire: already held (calls must not overlap)');
+    const me = `${process.pid} ${this.#host} ${randomBytes(6).toString('hex')}`;
+    const deadline = Date.now() + this.#waitMs;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      if (await this.#create(me)) {
+        this.#held = me;
+        return;
+      }
+      const holder = await this.#breakIfAbandoned();
+      if (holder === null) continue;
+      if (Date.now() >= deadline) throw new JournalLockBusyError(this.#file, holder);
+      await sleep(delay);
+    }
+  }
+
+  /** Makes the lock naming `me`; false when it exists. */
+  async #create(me: string): Promise<boolean> {
+    try {
+      if (this.#links) {
+        await symlink(me, this.#file);
+        return true;
+      }
+      const fh = await open(this.#file, 'wx', 0o600);
+      try {
+        await fh.writeFile(me);
+      } catch (err) {
+        // A full disk: the file was made (an inode) but its line was not; leave no lock behind.
+        await fh.close().finally(() => unlink(this.#file).catch(() => {}));
+        throw err;
+      }
+      await fh.close();
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (!this.#links || !NO_SYMLINKS.has(code ?? '')) throw err;
+      this.#links = false;
+      return this.#create(me);
+    }
+  }
+
+  /** Give the lock back. */
+  async release(): Promise<void> {
+    if (!this.#held) return;
+    this.#held = null;
+    await unlink(this.#file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  /**
+   * Removes the lock when its holder is gone; returns null then (or when the lock vanished meanwhile), else the
+   * holder's line. A lock file read empty is a holder between its create and its write: alive unless old.
+   */
+  async #breakIfAbandoned(): Promise<string | null> {
+    let content: string;
+    let age: number;
+    try {
+      content = await this.#read();
+      age = Date.now() - (await lstat(this.#file)).mtimeMs;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    const [pid, host] = content.split(' ');
+    const dead = host === this.#host && !processAlive(Number(pid));
+    if (!dead && age < this.#staleMs) return content;
+    // Remove only what was judged: a new holder that took the lock since has another nonce. (Between this read and
+    // the unlink is a window of microseconds, and only two writers breaking one dead holder's lock at once meet it.)
+    if ((await this.#read().catch(() => null)) === content) await unlink(this.#file).catch(() => {});
+    return null;
+  }
+
+  /** The holder's line: a link's target, or a lock file's content (made where links cannot be). */
+  async #read(): Promise<string> {
+    try {
+      return await readlink(this.#file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      return (await readFile(this.#file, 'utf8')).trim();
+    }
+  }
+}
+
+/** symlink(2) errors that mean "not here" (Windows without the privilege, a file system without links). */
+const NO_SYMLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** Whether a process with this pid exists here (EPERM: it does, under another user). */
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
