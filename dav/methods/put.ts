@@ -4,7 +4,7 @@
  * `Expect: 100-continue` a refused upload never sends its body.
  */
 import { DavError, preconditionFailed } from '../errors.js';
-import { hrefOf } from '../paths.js';
+import { hrefOf, parentOf } from '../paths.js';
 import { send } from '../respond.js';
 import { evaluateConditionals } from '../headers/conditional.js';
 import { checkIfHeader, checkLocks } from '../preconditions.js';
@@ -39,6 +39,23 @@ function requestedMtime(ctx: RequestContext): number | undefined {
   return seconds;
 }
 
+/**
+ * The size of the coming body: its Content-Length, else `X-Expected-Entity-Length`, which macOS Finder sends with
+ * its chunked uploads (for the progress display and the space check only: the body's own end is what counts).
+ */
+function expectedSize(ctx: RequestContext, declared: number | undefined): number | undefined {
+  if (declared !== undefined) return declared;
+  const hint = /^\s*(\d{1,16})\s*$/.exec(ctx.header('x-expected-entity-length') ?? '')?.[1];
+  return hint === undefined ? undefined : Number(hint);
+}
+
+/**
+ * From this size on, a PUT first asks the file system for the free space (one statfs(2)): copying a big file to a
+ * disk too full for it then fails at once, before the body is sent (`Expect: 100-continue`) or written, instead
+ * of after gigabytes. Smaller uploads, which fail fast anyway, skip the call.
+ */
+const SPACE_CHECK_FROM = 1024 * 1024;
+
 /** PUT: 201 when created, 204 when replaced; 405 on a collection, 409 without a parent collection. */
 export const put: MethodHandler = {
   write: true,
@@ -54,11 +71,20 @@ export const put: MethodHandler = {
     checkLocks(ctx, ctx.path, { membership: !existing });
     const declared = ctx.req.headers['content-length'];
     const total = declared === undefined ? undefined : Number(declared);
-    ctx.dav.hints.transfer(ctx.header('user-agent'), total, ctx.path);
-    if (total !== undefined && total > ctx.dav.limits.maxUploadBytes) {
+    const size = expectedSize(ctx, total);
+    ctx.dav.hints.transfer(ctx.header('user-agent'), size, ctx.path);
+    if (size !== undefined && size > ctx.dav.limits.maxUploadBytes) {
       throw new DavError(413, 'DAV_ERR_TOO_LARGE', `the upload exceeds the limit of ${ctx.dav.limits.maxUploadBytes} bytes (option maxUploadBytes)`);
     }
-    const transfer = new Transfer('PUT', ctx.path, 'in', total);
+    if (size !== undefined && size >= SPACE_CHECK_FROM) {
+      // The whole new file is written before it replaces the old one, so the old one's size does not count.
+      const { available } = await ctx.dav.storage.space(parentOf(ctx.path));
+      if (size > available) {
+        const n = (b: number) => b.toLocaleString('en-US');
+        throw new DavError(507, 'DAV_ERR_INSUFFICIENT_STORAGE', `no space left for ${ctx.path} on the host: the upload is ${n(size)} bytes, ${n(available)} are free`);
+      }
+    }
+    const transfer = new Transfer('PUT', ctx.path, 'in', size);
     ctx.dav.startTransfer(transfer);
     ctx.acceptBody();
     try {

@@ -264,6 +264,29 @@ function propfindFrom(port: number) {
   });
 }
 
+/**
+ * A PUT whose size the server cannot know from a Content-Length (chunked), sent in 64 KiB writes, with extra
+ * `headers` (X-Expected-Entity-Length). `headersOnly`: send no body, for an answer the headers alone must get.
+ */
+function chunkedPut(port: number, path: string, body: Buffer, headers: Record<string, string> = {}, headersOnly = false): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    if (headersOnly) {
+      req.flushHeaders();
+      return;
+    }
+    (async () => {
+      for (let off = 0; off < body.length; off += 65536) if (!req.write(body.subarray(off, off + 65536))) await once(req, 'drain');
+      req.end();
+    })().catch(() => {});
+  });
+}
+
 test('a full disk: PUT gets 507, the old file stays, no temporary file is left, and the space comes back', { timeout: 30_000 }, async (t) => {
   const h = await startServer(t);
   // A 1 MiB tmpfs inside the share stands for a full disk.
@@ -272,18 +295,59 @@ test('a full disk: PUT gets 507, the old file stays, no temporary file is left, 
   if (!mountTmpfs(t, small, '1m')) return;
   try {
     await writeFile(join(small, 'old.txt'), 'the old content');
+    // Chunked: the server learns the size only as the disk fills up (ENOSPC part-way).
     const big = Buffer.alloc(2 * 1024 * 1024, 0x61);
-    const replace = await h.req('PUT', '/small/old.txt', { body: big });
+    const replace = await chunkedPut(h.port, '/small/old.txt', big);
     assert.equal(replace.status, 507, replace.body);
     assert.match(replace.body, /no space left/);
     assert.equal(await readFile(join(small, 'old.txt'), 'utf8'), 'the old content');
-    const created = await h.req('PUT', '/small/new.bin', { body: big });
+    const created = await chunkedPut(h.port, '/small/new.bin', big);
     assert.equal(created.status, 507);
     assert.deepEqual((await readdir(small)).sort(), ['old.txt'], 'no partial file, no temporary file');
     // The space of the failed uploads is free again: a file that fits goes through.
     const fits = await h.req('PUT', '/small/fits.bin', { body: Buffer.alloc(900 * 1024, 0x62) });
     assert.equal(fits.status, 201);
     assert.equal((await h.req('GET', '/small/old.txt')).body, 'the old content');
+  } finally {
+    unmountTmpfs(small);
+  }
+});
+
+test('an upload bigger than the free space is refused before its body: Content-Length, Expect 100-continue, Finder\'s X-Expected-Entity-Length', { timeout: 30_000 }, async (t) => {
+  const h = await startServer(t);
+  const small = join(h.root, 'small');
+  await mkdir(small);
+  if (!mountTmpfs(t, small, '1m')) return;
+  try {
+    await writeFile(join(small, 'old.txt'), 'the old content');
+    const size = 2 * 1024 * 1024;
+    // With Expect: 100-continue the client is told before it sends a byte.
+    const answer = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request({ host: '127.0.0.1', port: h.port, method: 'PUT', path: '/small/old.txt', headers: { 'content-length': size, expect: '100-continue' }, agent: false });
+      req.on('continue', () => {
+        continued = true;
+        req.end(Buffer.alloc(size, 0x61));
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, continued }));
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    assert.equal(answer.status, 507, answer.body);
+    assert.equal(answer.continued, false, 'no 100 Continue: the body was never asked for');
+    assert.match(answer.body, /^no space left for \/small\/old\.txt on the host: the upload is 2,097,152 bytes, [\d,]+ are free\n$/);
+    // A chunked upload that says its size the way macOS Finder does: answered on its headers alone.
+    const finder = await chunkedPut(h.port, '/small/finder.bin', Buffer.alloc(0), { 'x-expected-entity-length': String(size), 'transfer-encoding': 'chunked' }, true);
+    assert.equal(finder.status, 507, finder.body);
+    assert.equal(await readFile(join(small, 'old.txt'), 'utf8'), 'the old content');
+    assert.deepEqual((await readdir(small)).sort(), ['old.txt'], 'nothing made');
+    // What fits goes through, by Content-Length as by the Finder hint.
+    assert.equal((await h.req('PUT', '/small/fits.bin', { body: Buffer.alloc(1024 * 1024 - 64 * 1024, 0x62) })).status, 201);
+    assert.equal((await chunkedPut(h.port, '/small/fits-too.bin', Buffer.alloc(2048, 0x63), { 'x-expected-entity-length': '2048' })).status, 201);
   } finally {
     unmountTmpfs(small);
   }
