@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rm, symlink, truncate, utimes, writeFile } fr
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
-import { startServer, request, propfindBody, pausedPut } from './harness.js';
+import { startServer, request, propfindBody, pausedPut, type Harness } from './harness.js';
 import { mountTmpfs, unmountTmpfs } from '../../helpers/tmp.js';
 import { until } from '../../helpers/wait.js';
 import { warningLog } from '../../helpers/log.js';
@@ -287,12 +287,18 @@ function chunkedPut(port: number, path: string, body: Buffer, headers: Record<st
   });
 }
 
-test('a full disk: PUT gets 507, the old file stays, no temporary file is left, and the space comes back', { timeout: 30_000 }, async (t) => {
+/** A server whose share holds `small/`, a 1 MiB tmpfs standing for a full disk; null when skipped. Unmount in a finally. */
+async function withSmallDisk(t: test.TestContext): Promise<{ h: Harness; small: string } | null> {
   const h = await startServer(t);
-  // A 1 MiB tmpfs inside the share stands for a full disk.
   const small = join(h.root, 'small');
   await mkdir(small);
-  if (!mountTmpfs(t, small, '1m')) return;
+  return mountTmpfs(t, small, '1m') ? { h, small } : null;
+}
+
+test('a full disk: PUT gets 507, the old file stays, no temporary file is left, and the space comes back', { timeout: 30_000 }, async (t) => {
+  const disk = await withSmallDisk(t);
+  if (!disk) return;
+  const { h, small } = disk;
   try {
     await writeFile(join(small, 'old.txt'), 'the old content');
     // Chunked: the server learns the size only as the disk fills up (ENOSPC part-way).
@@ -314,10 +320,9 @@ test('a full disk: PUT gets 507, the old file stays, no temporary file is left, 
 });
 
 test('an upload bigger than the free space is refused before its body: Content-Length, Expect 100-continue, Finder\'s X-Expected-Entity-Length', { timeout: 30_000 }, async (t) => {
-  const h = await startServer(t);
-  const small = join(h.root, 'small');
-  await mkdir(small);
-  if (!mountTmpfs(t, small, '1m')) return;
+  const disk = await withSmallDisk(t);
+  if (!disk) return;
+  const { h, small } = disk;
   try {
     await writeFile(join(small, 'old.txt'), 'the old content');
     const size = 2 * 1024 * 1024;
@@ -354,10 +359,9 @@ test('an upload bigger than the free space is refused before its body: Content-L
 });
 
 test('a full disk: COPY over a file or a collection keeps it whole and leaves nothing partial; MOVE across file systems too', { timeout: 30_000 }, async (t) => {
-  const h = await startServer(t);
-  const small = join(h.root, 'small');
-  await mkdir(small);
-  if (!mountTmpfs(t, small, '1m')) return;
+  const disk = await withSmallDisk(t);
+  if (!disk) return;
+  const { h, small } = disk;
   const names = async () => (await readdir(small)).sort();
   try {
     // A file over a file: 600 KiB more do not fit in the 1 MiB.
