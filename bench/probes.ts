@@ -1,14 +1,15 @@
-// npm run bench:probe -- create [DIR] | loop put|get URL [N] [RUNS] | floor DIR [PORT]
+// npm run bench:probe -- create [DIR] | loop put|get|proppatch URL [N] [RUNS] | floor DIR [PORT]
 //
 // The two probes behind the explanations in docs/performance.md (why small PUTs and small GETs land where they
 // do), kept runnable. Figures, not targets.
 //
 // create DIR   what creating a 4 KiB file costs on DIR's file system, step by step: open(O_CREAT|O_EXCL),
 //              write, close, rename (what a PUT does), 3,000 files, synchronous calls, µs per step.
-// loop put|get URL [N] [RUNS]
+// loop put|get|proppatch URL [N] [RUNS]
 //              N (default 2,000) sequential 4 KiB PUTs or GETs over one keep-alive connection, RUNS times
 //              (default 4), ops/s per run: the spread between runs is the point. GET reads the files a PUT loop
-//              wrote (`loop put` first, same URL).
+//              wrote (`loop put` first, same URL); PROPPATCH gives each of them the properties Windows sets on a
+//              copied file (Win32FileAttributes, stored, and a modification time, applied to the file).
 // floor DIR [PORT]
 //              the floor for small GETs in Node: a bare node:http server (synchronous open/fstat/read/close, the
 //              headers a WebDAV GET sends) serving DIR on 127.0.0.1:PORT (default 18081) until Ctrl-C; run
@@ -45,7 +46,14 @@ function create(dir: string): void {
   console.log(`${n} files in ${dir}: open ${us(t.open)} µs, write ${us(t.write)} µs, close ${us(t.close)} µs, rename ${us(t.rename)} µs`);
 }
 
-async function loop(method: 'put' | 'get', base: URL, n: number, runs: number): Promise<void> {
+/** What Windows' WebDAV redirector sends after copying a file in. */
+const WIN32_PROPPATCH = Buffer.from(
+  '<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>' +
+    '<Z:Win32FileAttributes>00000020</Z:Win32FileAttributes><Z:Win32LastModifiedTime>Sat, 21 Nov 2026 10:00:00 GMT</Z:Win32LastModifiedTime>' +
+    '</D:prop></D:set></D:propertyupdate>',
+);
+
+async function loop(method: 'put' | 'get' | 'proppatch', base: URL, n: number, runs: number): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const body = Buffer.alloc(4096, 0x61);
   const request = (verb: string, path: string, data?: Buffer) =>
@@ -61,7 +69,8 @@ async function loop(method: 'put' | 'get', base: URL, n: number, runs: number): 
   for (let run = 0; run < runs; run++) {
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
-      const status = method === 'put' ? await request('PUT', `probe/f${i}.bin`, body) : await request('GET', `probe/f${i}.bin`);
+      const path = `probe/f${i}.bin`;
+      const status = method === 'put' ? await request('PUT', path, body) : method === 'get' ? await request('GET', path) : await request('PROPPATCH', path, WIN32_PROPPATCH);
       if (status >= 300) throw new Error(`${method.toUpperCase()} probe/f${i}.bin → ${status}`);
     }
     console.log(`${method.toUpperCase()} run ${run + 1}: ${(n / ((performance.now() - t0) / 1000)).toFixed(0)} ops/s`);
@@ -90,8 +99,8 @@ function floor(dir: string, port: number): void {
 const [what, a, b, c, d] = process.argv.slice(2);
 if (what === 'create') create(a ?? tmpdir());
 else if (what === 'floor' && a) floor(a, Number(b ?? 18081));
-else if (what === 'loop' && (a === 'put' || a === 'get') && b) await loop(a, new URL(b.replace(/\/?$/, '/')), Number(c ?? 2000), Number(d ?? 4));
+else if (what === 'loop' && (a === 'put' || a === 'get' || a === 'proppatch') && b) await loop(a, new URL(b.replace(/\/?$/, '/')), Number(c ?? 2000), Number(d ?? 4));
 else {
-  console.error('usage: probes create [DIR] | probes loop put|get URL [N] [RUNS] | probes floor DIR [PORT]');
+  console.error('usage: probes create [DIR] | probes loop put|get|proppatch URL [N] [RUNS] | probes floor DIR [PORT]');
   process.exit(2);
 }
