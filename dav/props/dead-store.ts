@@ -132,8 +132,7 @@ export class DeadPropStore {
   #unchanged(): boolean {
     try {
       const now = statSync(this.#file as string, { bigint: true, throwIfNoEntry: false });
-      if (!now) return this.#fh === null;
-      return this.#fh !== null && now.ino === this.#ino && now.dev === this.#dev && Number(now.size) === this.#consumed;
+      return now ? this.#replays(now) && Number(now.size) === this.#consumed : this.#fh === null;
     } catch {
       return false; // the queued refresh meets the error and says so
     }
@@ -196,7 +195,7 @@ export class DeadPropStore {
         return;
       }
       await this.#locked(async () => {
-        if ((await this.#catchUp()) > this.#consumed) await this.#cutTornTail();
+        await this.#catchUpLocked();
         const op = build();
         if (!op) return;
         const line = JSON.stringify(op) + '\n';
@@ -271,9 +270,8 @@ export class DeadPropStore {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
     }
-    // A journal shorter than what was read is another one too (rewritten in place by hand).
-    if (now && this.#fh && now.ino === this.#ino && now.dev === this.#dev && Number(now.size) >= this.#consumed) {
-      if (Number(now.size) > this.#consumed) await this.#readFrom(this.#fh, Number(now.size));
+    if (now && this.#replays(now)) {
+      if (Number(now.size) > this.#consumed) await this.#readFrom(this.#fh as FileHandle, Number(now.size));
       return Number(now.size);
     }
     if (!now) {
@@ -286,6 +284,14 @@ export class DeadPropStore {
     await this.#switchTo(fh, opened);
     await this.#readFrom(fh, Number(opened.size));
     return Number(opened.size);
+  }
+
+  /**
+   * Whether `now` (a stat of the journal's path) is the file #props replays, grown or not. A journal shorter than
+   * what was read is another one too (rewritten in place by hand).
+   */
+  #replays(now: BigIntStats): boolean {
+    return this.#fh !== null && now.ino === this.#ino && now.dev === this.#dev && Number(now.size) >= this.#consumed;
   }
 
   /** Forget what was replayed and start over on `fh` (null: no journal, no properties). */
@@ -326,10 +332,12 @@ export class DeadPropStore {
   }
 
   /**
-   * Under the lock nobody is writing, so bytes after the last whole line are a line a crashed writer left
-   * unfinished: cut them off, or the next line would be glued to them and lost with them.
+   * #catchUp for a writer holding the lock. Nobody else is writing then, so bytes after the last whole line are a
+   * line a crashed writer left unfinished: they are cut off, or the next line would be glued to them and lost with
+   * them.
    */
-  async #cutTornTail(): Promise<void> {
+  async #catchUpLocked(): Promise<void> {
+    if ((await this.#catchUp()) === this.#consumed) return;
     this.#log.warn({ file: this.#file }, 'dead-property journal: cutting off a torn last line');
     await (this.#fh as FileHandle).truncate(this.#consumed);
   }
@@ -355,7 +363,7 @@ export class DeadPropStore {
   async #tidy(): Promise<void> {
     try {
       await this.#locked(async () => {
-        if ((await this.#catchUp()) > this.#consumed) await this.#cutTornTail();
+        await this.#catchUpLocked();
         if (this.#lines > this.#props.size) await this.#compactOrKeep();
       });
     } catch (err) {

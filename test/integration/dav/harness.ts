@@ -4,6 +4,7 @@
  * written (no URL normalisation), for hostile requests.
  */
 import http from 'node:http';
+import { once } from 'node:events';
 import net from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,24 +27,30 @@ export interface RequestOptions {
   agent?: http.Agent | false;
 }
 
+/** A response read to its end. */
+export function readReply(res: http.IncomingMessage): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw });
+    });
+    res.on('error', reject);
+  });
+}
+
 /** Send one request; every wait is bounded (10 s). */
 export function request(port: number, method: string, path: string, o: RequestOptions = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...o.headers };
     if (o.body !== undefined && headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(o.body);
-    const req = http.request(
-      { host: '127.0.0.1', port, method, path, headers, agent: o.agent ?? false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          const raw = Buffer.concat(chunks);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw });
-        });
-        res.on('error', reject);
-      },
-    );
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: o.agent ?? false }, (res) => {
+      readReply(res).then((reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      }, reject);
+    });
     // A timer rather than the socket timeout option: in-memory duplex sockets have no setTimeout.
     const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)), 10_000);
     req.on('error', (err) => {
@@ -121,7 +128,7 @@ export function texts(xml: string, name: string): string[] {
 /** An upload in progress: the first half of its body is sent, the rest when `finish()` is called. */
 export interface PausedPut {
   /** Send the rest; resolves with the response. */
-  finish(): Promise<{ status: number; body: string }>;
+  finish(): Promise<Reply>;
   /** Cut the upload (for a `finally`: a paused request would keep the server's close() waiting). */
   abort(): void;
 }
@@ -130,12 +137,8 @@ export interface PausedPut {
 export function pausedPut(port: number, path: string, body: Buffer, headers: Record<string, string> = {}): PausedPut {
   const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path, headers: { ...headers, 'content-length': body.length }, agent: false });
   const half = body.length >> 1;
-  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
+  const response = new Promise<Reply>((resolve, reject) => {
+    req.on('response', (res) => readReply(res).then(resolve, reject));
     req.on('error', reject);
   });
   response.catch(() => {});
@@ -147,4 +150,23 @@ export function pausedPut(port: number, path: string, body: Buffer, headers: Rec
     },
     abort: () => req.destroy(),
   };
+}
+
+/**
+ * A PUT whose size the server cannot know from a Content-Length (chunked), sent in 64 KiB writes, with extra
+ * `headers` (X-Expected-Entity-Length). `headersOnly`: send no body, for an answer the headers alone must get.
+ */
+export function chunkedPut(port: number, path: string, body: Buffer, headers: Record<string, string> = {}, headersOnly = false): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path, headers, agent: false }, (res) => readReply(res).then(resolve, reject));
+    req.on('error', reject);
+    if (headersOnly) {
+      req.flushHeaders();
+      return;
+    }
+    (async () => {
+      for (let off = 0; off < body.length; off += 65536) if (!req.write(body.subarray(off, off + 65536))) await once(req, 'drain');
+      req.end();
+    })().catch(() => {});
+  });
 }

@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rm, symlink, truncate, utimes, writeFile } fr
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
-import { startServer, request, propfindBody, pausedPut, type Harness } from './harness.js';
+import { startServer, request, propfindBody, pausedPut, chunkedPut, readReply, type Harness, type Reply } from './harness.js';
 import { mountTmpfs, unmountTmpfs } from '../../helpers/tmp.js';
 import { until } from '../../helpers/wait.js';
 import { warningLog } from '../../helpers/log.js';
@@ -264,29 +264,6 @@ function propfindFrom(port: number) {
   });
 }
 
-/**
- * A PUT whose size the server cannot know from a Content-Length (chunked), sent in 64 KiB writes, with extra
- * `headers` (X-Expected-Entity-Length). `headersOnly`: send no body, for an answer the headers alone must get.
- */
-function chunkedPut(port: number, path: string, body: Buffer, headers: Record<string, string> = {}, headersOnly = false): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    if (headersOnly) {
-      req.flushHeaders();
-      return;
-    }
-    (async () => {
-      for (let off = 0; off < body.length; off += 65536) if (!req.write(body.subarray(off, off + 65536))) await once(req, 'drain');
-      req.end();
-    })().catch(() => {});
-  });
-}
-
 /** A server whose share holds `small/`, a 1 MiB tmpfs standing for a full disk; null when skipped. Unmount in a finally. */
 async function withSmallDisk(t: test.TestContext): Promise<{ h: Harness; small: string } | null> {
   const h = await startServer(t);
@@ -327,23 +304,19 @@ test('an upload bigger than the free space is refused before its body: Content-L
     await writeFile(join(small, 'old.txt'), 'the old content');
     const size = 2 * 1024 * 1024;
     // With Expect: 100-continue the client is told before it sends a byte.
-    const answer = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
-      let continued = false;
+    let continued = false;
+    const answer = await new Promise<Reply>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: h.port, method: 'PUT', path: '/small/old.txt', headers: { 'content-length': size, expect: '100-continue' }, agent: false });
       req.on('continue', () => {
         continued = true;
         req.end(Buffer.alloc(size, 0x61));
       });
-      req.on('response', (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, continued }));
-      });
+      req.on('response', (res) => readReply(res).then(resolve, reject));
       req.on('error', reject);
       req.flushHeaders();
     });
     assert.equal(answer.status, 507, answer.body);
-    assert.equal(answer.continued, false, 'no 100 Continue: the body was never asked for');
+    assert.equal(continued, false, 'no 100 Continue: the body was never asked for');
     assert.match(answer.body, /^no space left for \/small\/old\.txt on the host: the upload is 2,097,152 bytes, [\d,]+ are free\n$/);
     // A chunked upload that says its size the way macOS Finder does: answered on its headers alone.
     const finder = await chunkedPut(h.port, '/small/finder.bin', Buffer.alloc(0), { 'x-expected-entity-length': String(size), 'transfer-encoding': 'chunked' }, true);

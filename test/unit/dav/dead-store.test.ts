@@ -9,6 +9,9 @@ import { silentLogger } from '../../../src/log.js';
 import { mountExfat, mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
 import { warningLog } from '../../helpers/log.js';
 
+/** The pid of a process that has exited: a lock holder killed on this host. */
+const deadPid = (): string => spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+
 const prop = (ns: string, name: string, value: string) => ({ ns, name, xml: `<x:${name} xmlns:x="${ns}">${value}</x:${name}>` });
 
 test('properties persist across reopen with exact namespaces and any Unicode', async (t) => {
@@ -180,8 +183,7 @@ test('the lock: an abandoned one is broken, a live holder is waited for and then
   const lock = `${file}.lock`;
   const s = await DeadPropStore.open(file, silentLogger, { lock: { waitMs: 300, staleMs: 60_000 } });
   // A holder killed while writing: its pid is gone on this host.
-  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-  await symlink(`${gone.stdout} ${hostname()} 0`, lock);
+  await symlink(`${deadPid()} ${hostname()} 0`, lock);
   await s.patch('/a', [prop('u', 'a', '1')], []);
   assert.ok(s.get('/a'));
   await assert.rejects(lstat(lock), { code: 'ENOENT' }, 'released after the change');
@@ -225,8 +227,7 @@ test('a state directory without symbolic links (exFAT): the lock is a file, and 
     await Promise.all([a.refresh(), b.refresh()]);
     for (const s of [a, b]) for (const p of ['/a0', '/a1', '/a2', '/b0', '/b1', '/b2']) assert.ok(s.get(p), p);
     // One left by a writer killed on this host is broken as a link would be.
-    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    await writeFile(`${file}.lock`, `${gone.stdout} ${hostname()} 0`);
+    await writeFile(`${file}.lock`, `${deadPid()} ${hostname()} 0`);
     await a.moveTree('/b0', '/c');
     await assert.rejects(lstat(`${file}.lock`), { code: 'ENOENT' });
     await Promise.all([a.close(), b.close()]);
