@@ -76,10 +76,26 @@ function realpathNearest(p: string): string {
   }
 }
 
-/** The default place for the dead-property journal of a share root. */
-export function defaultStateFile(stateDir: string | undefined, realRoot: string): string {
+/** The default place for a journal of a share root: its dead properties (`props`) or its WebDAV locks. */
+export function defaultStateFile(stateDir: string | undefined, realRoot: string, kind: 'props' | 'locks' = 'props'): string {
   const dir = stateDir ?? join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'spicedav');
-  return join(dir, `props-${createHash('sha256').update(realRoot).digest('hex').slice(0, 16)}.jsonl`);
+  return join(dir, `${kind}-${createHash('sha256').update(realRoot).digest('hex').slice(0, 16)}.jsonl`);
+}
+
+/** The journals of a share root, open: its dead properties and its WebDAV locks. */
+async function openState(stateDir: string | false | undefined, root: string, limits: DavLimits, readOnly: boolean, log: Logger): Promise<Pick<DavShared, 'props' | 'locks'>> {
+  const file = (kind: 'props' | 'locks') => (stateDir === false ? null : defaultStateFile(stateDir, root, kind));
+  const unavailable = (kind: 'props' | 'locks', what: string) => (err: unknown): never => {
+    throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', `cannot open ${file(kind)}, where the share's WebDAV ${what} are kept: ${(err as Error).message}`, { cause: err });
+  };
+  const props = await DeadPropStore.open(file('props'), log, { readOnly }).catch(unavailable('props', 'properties'));
+  try {
+    const locks = await LockManager.open(file('locks'), log, { readOnly, defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks });
+    return { props, locks };
+  } catch (err) {
+    await props.close();
+    return unavailable('locks', 'locks')(err);
+  }
 }
 
 /**
@@ -127,14 +143,13 @@ export class DavServer extends EventEmitter {
     const cache = (opts.cache ?? local) ? new MetaCache({ maxDirs: limits.maxWatchedDirs, log }) : null;
     this.#cache = cache;
     const readOnly = opts.readOnly ?? false;
-    this.#shared = DeadPropStore.open(stateFile, log, { readOnly }).then(
-      (props) => ({
+    this.#shared = openState(opts.stateDir, this.root, limits, readOnly, log).then(({ props, locks }) => ({
         storage: new FsStorage(confinement, { io, cache, log }),
         // Four buffers kept: two downloads at a time reuse them; more concurrent ones allocate, and what they
         // allocated is freed afterwards instead of staying resident (eight downloads at once left 16 behind).
         buffers: new BufferPool(limits.readChunkBytes, 4),
         hints: new ClientHints(log),
-        locks: new LockManager({ defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks }),
+        locks,
         props,
         limits,
         readOnly,
@@ -142,11 +157,7 @@ export class DavServer extends EventEmitter {
         rootName: basename(confinement.root),
         startTransfer: (t: Transfer) => this.emit('transfer', t),
         watchingTransfers: () => this.listenerCount('transfer') > 0,
-      }),
-      (err: unknown) => {
-        throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', `cannot open ${stateFile}, where the share's WebDAV properties are kept: ${(err as Error).message}`, { cause: err });
-      },
-    );
+      }));
     // ready() and listen() reject with the operator's message; requests get the client's (#failEarly logs the
     // first). Neither is an unhandled rejection meanwhile.
     this.#shared.catch(() => {});
@@ -237,7 +248,7 @@ export class DavServer extends EventEmitter {
       await Promise.all(stopped);
       await this.#cache?.close();
       const shared = await this.#shared.catch(() => null);
-      await shared?.props.close();
+      await Promise.all([shared?.props.close(), shared?.locks.close()]);
     })();
     return this.#closing;
   }
@@ -274,6 +285,9 @@ export class DavServer extends EventEmitter {
       const handler = METHODS[req.method ?? ''];
       if (!handler) throw new DavError(405, 'DAV_ERR_METHOD', `${req.method} is not supported here`);
       if (handler.write) checkWritable(ctx);
+      // What other processes serving this folder locked or unlocked since (one stat(2) when nothing): every
+      // request that checks or shows locks. GET and HEAD without an If header, the hot path, never look.
+      if (handler.write || req.method === 'PROPFIND' || req.headers.if !== undefined) await shared.locks.sync();
       await handler.handle(ctx);
     } catch (err) {
       if (ctx) sendError(ctx, err);

@@ -41,7 +41,7 @@ async function copyOrMove(ctx: RequestContext, move: boolean): Promise<void> {
   if (existing) await props.removeTree(dest);
   if (move) {
     await props.moveTree(ctx.path, dest);
-    locks.removeWithin(ctx.path);
+    await locks.removeWithin(ctx.path);
   } else if (depth === 'infinity') {
     await props.copyTree(ctx.path, dest);
   } else {

@@ -24,7 +24,7 @@ export const del: MethodHandler = {
     // Properties and locks of the whole tree go, even after a partial failure: the members that stayed keep
     // their content but lose their dead properties rather than leaving stale ones for later resources.
     await ctx.dav.props.removeTree(ctx.path);
-    ctx.dav.locks.removeWithin(ctx.path);
+    await ctx.dav.locks.removeWithin(ctx.path);
     if (failures.length === 0) {
       send(ctx.res, 204);
       return;

@@ -53,7 +53,7 @@ export const lock: MethodHandler = {
         throw preconditionFailed('the If header names no lock that covers this resource');
       }
       await checkIfHeader(ctx);
-      const l = locks.refresh(token, timeouts);
+      const l = await locks.refresh(token, timeouts);
       sendXml(ctx.res, 200, lockBody(l, ctx));
       return;
     }
@@ -61,12 +61,12 @@ export const lock: MethodHandler = {
     const depth = parseDepth(ctx.header('depth'), 'infinity');
     if (depth === 1) throw badRequest('DAV_ERR_BAD_DEPTH', 'LOCK takes Depth 0 or infinity');
     await checkIfHeader(ctx);
-    const l = locks.create({ path: ctx.path, depth, scope, owner, timeouts });
+    const l = await locks.create({ path: ctx.path, depth, scope, owner, timeouts });
     let created = false;
     try {
       created = await storage.createEmpty(ctx.path);
     } catch (err) {
-      locks.remove(l.token);
+      await locks.remove(l.token);
       throw err;
     }
     sendXml(ctx.res, created ? 201 : 200, lockBody(l, ctx), { 'Lock-Token': `<${l.token}>` });

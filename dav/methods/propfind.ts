@@ -70,7 +70,7 @@ export const propfind: MethodHandler = {
       }
     }
     const space = wantsQuota(request) ? await storage.space(ctx.path) : null;
-    await props.refresh(); // what other processes serving this folder changed
+    await props.sync(); // what other processes serving this folder changed
     // Entries come back from the listing cache as the same objects while unchanged, so their rendering can be
     // reused; not when locks exist (lockdiscovery shows a live countdown) or quota was asked (it moves).
     const memoKey = locks.size === 0 && !space ? `${JSON.stringify(request)}\0${props.generation}` : null;

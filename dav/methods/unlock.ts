@@ -13,7 +13,7 @@ export const unlock: MethodHandler = {
     if (!locks.covering(ctx.path).some((l) => l.token === token)) {
       throw new DavError(409, 'DAV_ERR_LOCK_TOKEN_MISMATCH', `no lock ${token} covers ${ctx.path}`, { condition: { name: 'lock-token-matches-request-uri' } });
     }
-    locks.remove(token);
+    await locks.remove(token);
     send(ctx.res, 204);
   },
 };

@@ -94,7 +94,7 @@ export const serveCommand: CommandModule = {
       .option('--htdigest <file>', 'require Digest authentication with the users of this htdigest file')
       .option('--realm <realm>', 'the authentication realm (for --htdigest: the realm of its entries)', 'spicedav')
       .option('--allow-unauthenticated', 'allow listening beyond loopback without authentication')
-      .option('--state-dir <dir>', 'where dead properties are kept (default $XDG_STATE_HOME/spicedav)')
+      .option('--state-dir <dir>', 'where dead properties and WebDAV locks are kept (default $XDG_STATE_HOME/spicedav)')
       .addHelpText('after', EXAMPLES)
       .action(serve);
   },

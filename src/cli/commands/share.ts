@@ -138,7 +138,7 @@ export const shareCommand: CommandModule = {
     addSpiceTargetOptions(command, 'link even when a viewer is connected (SPICE will disconnect it)')
       .option('-r, --read-only', 'the guest can read but change nothing')
       .addOption(new Option('--follow-symlinks <policy>', 'never: refuse paths through symlinks; inside: follow links that stay in the folder').choices(['never', 'inside']).default('never'))
-      .option('--state-dir <dir>', 'where dead properties are kept (default $XDG_STATE_HOME/spicedav)')
+      .option('--state-dir <dir>', 'where dead properties and WebDAV locks are kept (default $XDG_STATE_HOME/spicedav)')
       .addHelpText('after', EXAMPLES)
       .action(share);
   },

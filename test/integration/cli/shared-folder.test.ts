@@ -1,10 +1,12 @@
 /**
  * Two spicedav processes serving one folder (two VMs sharing ~/Public, or `serve` beside `share`) keep one set of
- * WebDAV properties: what one sets, the other shows; a restart of one loses nothing the other writes.
+ * WebDAV properties and one set of locks: what one sets, the other shows; a restart of one loses nothing the other
+ * writes; a file locked through one is locked through the other, until the lock or its server goes.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { startCli, type RunningCli } from '../../helpers/cli.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -72,4 +74,52 @@ test('two serve processes on one folder share its properties, and a restart of o
   assert.equal(await propOf(last.url, 'empty-copy', 'cover'), 'b.jpg');
   assert.equal(await last.cli.stop('SIGTERM'), 0, last.cli.stderr);
   assert.equal(one.cli.stderr + two.cli.stderr + again.cli.stderr + last.cli.stderr, '', 'no warning on the way');
+});
+
+const lockinfo = '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>VM one</D:owner></D:lockinfo>';
+
+/** PUT `body` to `url`, with the lock token when given; resolves with the status. */
+async function put(url: string, body: string, token?: string): Promise<number> {
+  const res = await fetch(url, { method: 'PUT', body, headers: token ? { If: `(<${token}>)` } : {} });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+test('a file locked through one serve process is locked through the other, until it is unlocked or its server is killed', { timeout: 60_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const share = join(dir, 'share');
+  const state = join(dir, 'state');
+  await mkdir(share);
+  await writeFile(join(share, 'report.docx'), 'v1');
+  const one = await serve(t, share, state);
+  const two = await serve(t, share, state);
+
+  const lock = async (url: string) => fetch(url + 'report.docx', { method: 'LOCK', headers: { 'Content-Type': 'application/xml', Timeout: 'Second-3600' }, body: lockinfo });
+  const res = await lock(one.url);
+  assert.equal(res.status, 200);
+  const token = /^<(.+)>$/.exec(res.headers.get('lock-token') ?? '')?.[1];
+  assert.ok(token);
+  assert.equal(await put(two.url + 'report.docx', 'v2 from VM two'), 423, 'locked through the other process');
+  assert.equal((await lock(two.url)).status, 423, 'no second exclusive lock through the other');
+  const discovery = await fetch(two.url + 'report.docx', { method: 'PROPFIND', headers: { Depth: '0' }, body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>' });
+  assert.match(await discovery.text(), new RegExp(`VM one[\\s\\S]*${token}`), 'lockdiscovery through the other names the lock');
+  assert.equal(await put(one.url + 'report.docx', 'v2 from VM one', token), 204);
+  assert.equal(await put(two.url + 'report.docx', 'v3 from VM two', token), 204, 'the token works through either');
+  assert.equal((await fetch(two.url + 'report.docx', { method: 'UNLOCK', headers: { 'Lock-Token': `<${token}>` } })).status, 204);
+  assert.equal(await put(one.url + 'report.docx', 'v4 from VM one'), 204, 'unlocked through the other');
+
+  // A server killed while it holds a lock (nobody can refresh or release it): the other drops the lock.
+  assert.equal((await lock(one.url)).status, 200);
+  assert.equal(await put(two.url + 'report.docx', 'blocked'), 423);
+  await one.cli.stop('SIGKILL');
+  const deadline = Date.now() + 10_000;
+  let status = 423;
+  while (status === 423 && Date.now() < deadline) {
+    status = await put(two.url + 'report.docx', 'v5 after VM one went');
+    if (status === 423) await sleep(200);
+  }
+  assert.equal(status, 204, 'the lock of a killed server does not outlive it');
+  assert.equal(await readFile(join(share, 'report.docx'), 'utf8'), 'v5 after VM one went');
+  assert.equal(await two.cli.stop('SIGTERM'), 0, two.cli.stderr);
+  assert.equal(two.cli.stderr, '', 'no warning on the way');
 });

@@ -117,19 +117,19 @@ test('two processes on one journal see each other\'s changes, in the same order'
   const reader = await DeadPropStore.open(file, silentLogger, { readOnly: true });
   await a.patch('/a', [prop('u', 'a', '1')], []);
   assert.equal(b.get('/a'), undefined, 'not seen before a refresh');
-  await b.refresh();
+  await b.sync();
   assert.deepEqual([...(b.get('/a')?.keys() ?? [])], [propKey('u', 'a')]);
   // A tree operation decides from the journal as it is, not from what this process had seen.
   await a.patch('/a/x', [prop('u', 'x', '2')], []);
   await b.moveTree('/a', '/b');
-  await a.refresh();
-  await reader.refresh();
+  await a.sync();
+  await reader.sync();
   for (const s of [a, b, reader]) {
     assert.equal(s.get('/a'), undefined);
     assert.deepEqual([...(s.get('/b/x')?.keys() ?? [])], [propKey('u', 'x')]);
   }
   const g = reader.generation;
-  await reader.refresh();
+  await reader.sync();
   assert.equal(reader.generation, g, 'nothing new: nothing applied');
   await Promise.all([a.close(), b.close(), reader.close()]);
 });
@@ -144,7 +144,7 @@ test('a process that restarts (and compacts) does not lose what another one writ
   const a2 = await DeadPropStore.open(file, silentLogger); // two lines for one resource: compacted into a new file
   assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 1);
   await b.patch('/y', [prop('u', 'y', '1')], []);
-  await a2.refresh();
+  await a2.sync();
   assert.ok(a2.get('/y'), 'the other process wrote into the compacted journal');
   await Promise.all([a2.close(), b.close()]);
   const r = await DeadPropStore.open(file, silentLogger);
@@ -163,7 +163,7 @@ test('two writers at once, with compactions on the way: every change lands, none
     await s.moveTree(`/${who}0`, `/${who}-moved`);
   })();
   await Promise.all([writes(a, 'a'), writes(b, 'b')]);
-  await Promise.all([a.refresh(), b.refresh()]);
+  await Promise.all([a.sync(), b.sync()]);
   const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean).length;
   assert.ok(lines < 1400, `compacted on the way (${lines} lines)`);
   const fresh = await DeadPropStore.open(file, silentLogger);
@@ -206,7 +206,7 @@ test('a journal removed behind the server\'s back: its properties are gone, and 
   const s = await DeadPropStore.open(file, silentLogger);
   await s.patch('/a', [prop('u', 'a', '1')], []);
   await rm(join(file, '..'), { recursive: true });
-  await s.refresh();
+  await s.sync();
   assert.equal(s.get('/a'), undefined);
   await s.patch('/b', [prop('u', 'b', '1')], []);
   await s.close();
@@ -224,7 +224,7 @@ test('a state directory without symbolic links (exFAT): the lock is a file, and 
     const a = await DeadPropStore.open(file, silentLogger);
     const b = await DeadPropStore.open(file, silentLogger);
     await Promise.all([0, 1, 2].map((i) => a.patch(`/a${i}`, [prop('u', 'a', String(i))], [])).concat([0, 1, 2].map((i) => b.patch(`/b${i}`, [prop('u', 'b', String(i))], []))));
-    await Promise.all([a.refresh(), b.refresh()]);
+    await Promise.all([a.sync(), b.sync()]);
     for (const s of [a, b]) for (const p of ['/a0', '/a1', '/a2', '/b0', '/b1', '/b2']) assert.ok(s.get(p), p);
     // One left by a writer killed on this host is broken as a link would be.
     await writeFile(`${file}.lock`, `${deadPid()} ${hostname()} 0`);

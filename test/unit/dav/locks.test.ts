@@ -1,17 +1,25 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { appendFile, readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { LockManager } from '../../../dav/locks.js';
 import { DavError } from '../../../dav/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { tempDir } from '../../helpers/tmp.js';
 
-function manager() {
+/** A lock table in memory, on a fake clock. */
+async function manager() {
   const clock = { now: 1_000_000 };
-  const m = new LockManager({ defaultTimeout: 100, maxTimeout: 1000, maxLocks: 3, now: () => clock.now });
+  const m = await LockManager.open(null, silentLogger, { defaultTimeout: 100, maxTimeout: 1000, maxLocks: 3, now: () => clock.now });
   return { m, clock };
 }
 const req = (path: string, scope: 'exclusive' | 'shared' = 'exclusive', depth: 0 | 'infinity' = 0, timeouts: number[] = []) => ({ path, scope, depth, owner: null, timeouts });
-const status = (fn: () => unknown) => {
+/** The status a lock operation failed with; 0 when it did not. */
+const status = async (p: Promise<unknown>) => {
   try {
-    fn();
+    await p;
   } catch (err) {
     assert.ok(err instanceof DavError);
     return err.status;
@@ -19,16 +27,16 @@ const status = (fn: () => unknown) => {
   return 0;
 };
 
-test('timeouts: the client wish capped, the default for none or Infinite', () => {
-  const { m } = manager();
-  assert.equal(m.create(req('/a', 'shared', 0, [50])).timeout, 50);
-  assert.equal(m.create(req('/b', 'shared', 0, [5000])).timeout, 1000);
-  assert.equal(m.create(req('/c', 'shared', 0, [Infinity, 20])).timeout, 100);
+test('timeouts: the client wish capped, the default for none or Infinite', async () => {
+  const { m } = await manager();
+  assert.equal((await m.create(req('/a', 'shared', 0, [50]))).timeout, 50);
+  assert.equal((await m.create(req('/b', 'shared', 0, [5000]))).timeout, 1000);
+  assert.equal((await m.create(req('/c', 'shared', 0, [Infinity, 20]))).timeout, 100);
 });
 
-test('expired locks vanish: they block nobody and are not listed', () => {
-  const { m, clock } = manager();
-  const l = m.create(req('/a', 'exclusive', 'infinity', [10]));
+test('expired locks vanish: they block nobody and are not listed', async () => {
+  const { m, clock } = await manager();
+  const l = await m.create(req('/a', 'exclusive', 'infinity', [10]));
   assert.equal(m.covering('/a/b').length, 1);
   assert.equal(m.remaining(l), 10);
   clock.now += 9_999;
@@ -37,59 +45,148 @@ test('expired locks vanish: they block nobody and are not listed', () => {
   assert.equal(m.get(l.token), undefined);
   assert.equal(m.covering('/a/b').length, 0);
   assert.equal(m.size, 0);
-  assert.doesNotThrow(() => m.create(req('/a')));
+  assert.equal(await status(m.create(req('/a'))), 0);
 });
 
-test('refresh extends a lock; an unknown token is 412', () => {
-  const { m, clock } = manager();
-  const l = m.create(req('/a', 'exclusive', 0, [10]));
+test('refresh extends a lock; an unknown token is 412', async () => {
+  const { m, clock } = await manager();
+  const l = await m.create(req('/a', 'exclusive', 0, [10]));
   clock.now += 8_000;
-  m.refresh(l.token, [10]);
+  await m.refresh(l.token, [10]);
   clock.now += 8_000;
   assert.ok(m.get(l.token));
-  assert.equal(status(() => m.refresh('urn:uuid:nope', [])), 412);
+  assert.equal(await status(m.refresh('urn:uuid:nope', [])), 412);
 });
 
-test('conflicts: exclusive vs anything, shared with shared, depth infinity reaches descendants', () => {
-  const { m } = manager();
-  m.create(req('/s', 'shared'));
-  assert.equal(status(() => m.create(req('/s', 'shared'))), 0);
-  assert.equal(status(() => m.create(req('/s', 'exclusive'))), 423);
-  const { m: m2 } = manager();
-  m2.create(req('/d/e', 'exclusive'));
-  assert.equal(status(() => m2.create(req('/d', 'exclusive', 'infinity'))), 423);
-  assert.equal(status(() => m2.create(req('/d', 'exclusive', 0))), 0);
-  const { m: m3 } = manager();
-  m3.create(req('/p', 'exclusive', 'infinity'));
-  assert.equal(status(() => m3.create(req('/p/q/r', 'shared'))), 423);
-  assert.equal(status(() => m3.create(req('/pq', 'exclusive'))), 0);
+test('conflicts: exclusive vs anything, shared with shared, depth infinity reaches descendants', async () => {
+  const { m } = await manager();
+  await m.create(req('/s', 'shared'));
+  assert.equal(await status(m.create(req('/s', 'shared'))), 0);
+  assert.equal(await status(m.create(req('/s', 'exclusive'))), 423);
+  const { m: m2 } = await manager();
+  await m2.create(req('/d/e', 'exclusive'));
+  assert.equal(await status(m2.create(req('/d', 'exclusive', 'infinity'))), 423);
+  assert.equal(await status(m2.create(req('/d', 'exclusive', 0))), 0);
+  const { m: m3 } = await manager();
+  await m3.create(req('/p', 'exclusive', 'infinity'));
+  assert.equal(await status(m3.create(req('/p/q/r', 'shared'))), 423);
+  assert.equal(await status(m3.create(req('/pq', 'exclusive'))), 0);
 });
 
-test('covering, below, at and removeWithin', () => {
-  const { m } = manager();
-  const a = m.create(req('/a', 'shared', 'infinity'));
-  const b = m.create(req('/a/b/c', 'shared', 0));
+test('covering, below, at and removeWithin', async () => {
+  const { m } = await manager();
+  const a = await m.create(req('/a', 'shared', 'infinity'));
+  const b = await m.create(req('/a/b/c', 'shared', 0));
   assert.deepEqual(m.covering('/a/b/c').map((l) => l.token).sort(), [a.token, b.token].sort());
   assert.deepEqual(m.covering('/a/b/c/d').map((l) => l.token), [a.token]);
   assert.deepEqual(m.below('/a').map((l) => l.token), [b.token]);
   assert.deepEqual(m.at('/a/b/c').map((l) => l.token), [b.token]);
-  m.removeWithin('/a/b');
+  await m.removeWithin('/a/b');
   assert.equal(m.get(b.token), undefined);
   assert.ok(m.get(a.token));
-  assert.ok(m.remove(a.token));
-  assert.ok(!m.remove(a.token));
+  assert.ok(await m.remove(a.token));
+  assert.ok(!(await m.remove(a.token)));
 });
 
-test('maxLocks bounds the table with 503', () => {
-  const { m } = manager();
-  for (const p of ['/1', '/2', '/3']) m.create(req(p));
-  assert.equal(status(() => m.create(req('/4'))), 503);
+test('maxLocks bounds the table with 503', async () => {
+  const { m } = await manager();
+  for (const p of ['/1', '/2', '/3']) await m.create(req(p));
+  assert.equal(await status(m.create(req('/4'))), 503);
 });
 
-test('tokens are unique urn:uuid URNs', () => {
-  const { m } = manager();
-  const t1 = m.create(req('/x', 'shared')).token;
-  const t2 = m.create(req('/x', 'shared')).token;
+test('tokens are unique urn:uuid URNs', async () => {
+  const { m } = await manager();
+  const t1 = (await m.create(req('/x', 'shared'))).token;
+  const t2 = (await m.create(req('/x', 'shared'))).token;
   assert.match(t1, /^urn:uuid:[0-9a-f-]{36}$/);
   assert.notEqual(t1, t2);
+});
+
+/** The pid of a process that has exited: a server killed on this host. */
+const deadPid = (): string => spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+const limits = { defaultTimeout: 100, maxTimeout: 1000, maxLocks: 100 };
+
+/** Two managers on one journal stand for two processes serving one folder (two VMs sharing ~/Public). */
+test('two processes on one journal: a lock granted by one holds in the other, and either can see it go', async (t) => {
+  const file = join(await tempDir(t), 'state', 'locks.jsonl');
+  const a = await LockManager.open(file, silentLogger, limits);
+  const b = await LockManager.open(file, silentLogger, limits);
+  const l = await a.create(req('/doc.docx'));
+  // Granting catches up under the journal's lock first: no sync needed to meet the other's lock.
+  assert.equal(await status(b.create(req('/doc.docx', 'shared'))), 423);
+  assert.equal(await status(b.create(req('/', 'exclusive', 'infinity'))), 423, 'a depth-infinity lock above it conflicts too');
+  await b.sync();
+  assert.deepEqual(b.covering('/doc.docx').map((x) => x.token), [l.token]);
+  assert.equal(b.get(l.token)?.owner, null);
+  await b.refresh(l.token, [500]);
+  await a.sync();
+  assert.equal(a.get(l.token)?.timeout, 500, 'a refresh through the other is seen');
+  assert.ok(await b.remove(l.token), 'an UNLOCK may come through either');
+  await a.sync();
+  assert.equal(a.size, 0);
+  await Promise.all([a.close(), b.close()]);
+});
+
+test('two processes granting the same exclusive lock at once: exactly one gets it', async (t) => {
+  const file = join(await tempDir(t), 'locks.jsonl');
+  const a = await LockManager.open(file, silentLogger, limits);
+  const b = await LockManager.open(file, silentLogger, limits);
+  for (let i = 0; i < 20; i++) {
+    const results = await Promise.allSettled([a.create(req(`/f${i}`)), b.create(req(`/f${i}`)), a.create(req(`/f${i}`, 'shared'))]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, `round ${i}`);
+  }
+  await Promise.all([a.sync(), b.sync()]);
+  assert.equal(a.size, 20);
+  assert.equal(b.size, 20);
+  await Promise.all([a.close(), b.close()]);
+});
+
+test('a server that closes releases its locks; the locks of a process that is gone are dropped', async (t) => {
+  const file = join(await tempDir(t), 'locks.jsonl');
+  const a = await LockManager.open(file, silentLogger, limits);
+  const b = await LockManager.open(file, silentLogger, limits);
+  await a.create(req('/a'));
+  const kept = await b.create(req('/b'));
+  await a.close();
+  await b.sync();
+  assert.deepEqual(b.covering('/a'), [], 'closed: released');
+  // Locks other servers granted and never released: one killed on this host, one earlier process that had this
+  // pid (pid 1 in a container), and one on another host sharing the state directory (only its timeout ends it).
+  const future = Date.now() + 600_000;
+  const line = (path: string, by: string) => JSON.stringify({ add: { token: `urn:uuid:${path}`, path, depth: 0, scope: 'exclusive', owner: null, timeout: 600, expires: future, by } }) + '\n';
+  await appendFile(file, line('/killed', `${deadPid()} ${hostname()} 0a0b0c`) + line('/reused', `${process.pid} ${hostname()} 0a0b0c`) + line('/remote', '77 elsewhere 0a0b0c'));
+  await b.sync();
+  assert.deepEqual(b.covering('/killed'), []);
+  assert.deepEqual(b.covering('/reused'), []);
+  assert.equal(b.covering('/remote').length, 1);
+  assert.equal(await status(b.create(req('/killed'))), 0, 'an orphaned lock blocks nobody');
+  assert.ok(b.get(kept.token), 'its own lock stays');
+  await b.close();
+  const reopened = await LockManager.open(file, silentLogger, limits);
+  assert.deepEqual(reopened.covering('/b'), [], 'b released its own locks when it closed');
+  assert.equal(reopened.covering('/remote').length, 1);
+  await reopened.close();
+});
+
+test('a read-only server sees the locks of the others', async (t) => {
+  const file = join(await tempDir(t), 'locks.jsonl');
+  const reader = await LockManager.open(file, silentLogger, { ...limits, readOnly: true });
+  const w = await LockManager.open(file, silentLogger, limits);
+  const l = await w.create(req('/x', 'shared', 'infinity'));
+  await reader.sync();
+  assert.deepEqual(reader.covering('/x/y').map((x) => x.token), [l.token]);
+  await Promise.all([reader.close(), w.close()]);
+});
+
+test('the journal is compacted: a long day of LOCK and UNLOCK leaves a short file', async (t) => {
+  const file = join(await tempDir(t), 'locks.jsonl');
+  const m = await LockManager.open(file, silentLogger, limits);
+  const held = await m.create(req('/held'));
+  for (let i = 0; i < 520; i++) await m.remove((await m.create(req(`/f${i}`))).token);
+  const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+  assert.ok(lines.length < 100, `${lines.length} lines`);
+  await m.close();
+  const again = await LockManager.open(file, silentLogger, limits);
+  assert.equal(again.size, 0, `${held.token} was released at close`);
+  await again.close();
 });

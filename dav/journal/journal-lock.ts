@@ -1,7 +1,7 @@
 /**
- * A lock file that lets several processes write one dead-property journal: two VMs sharing the same folder (spice-gtk
- * shares ~/Public with every VM), or `serve` and `share` on one folder. Only the writer holds it, for the few
- * milliseconds of an append or a compaction; readers never take it.
+ * A lock file that lets several processes write one journal (`shared-journal.ts`): two VMs sharing the same folder
+ * (spice-gtk shares ~/Public with every VM), or `serve` and `share` on one folder. Only the writer holds it, for the
+ * few milliseconds of an append or a compaction; readers never take it.
  *
  * Node has no flock(2), so the lock is a symbolic link made with symlink(2), which fails when the name exists,
  * and whose target names the holder: `pid host nonce` (one call makes and fills it, with no data block to
@@ -22,10 +22,14 @@ export interface JournalLockOptions {
   staleMs?: number;
 }
 
-/** The lock stayed held by a live process for longer than the wait. */
+/** The lock stayed held by a live process for longer than the wait. The journal's owner gives it its own code. */
 export class JournalLockBusyError extends SpicedavError {
-  constructor(file: string, holder: string) {
-    super('DAV_ERR_PROPSTORE_BUSY', `the property store is being written by another process (${holder || 'unknown'}; lock file ${file})`);
+  constructor(
+    readonly file: string,
+    /** The holder's `pid host nonce`; empty when its lock file was read before it was filled. */
+    readonly holder: string,
+  ) {
+    super('DAV_ERR_JOURNAL_BUSY', `${file} is held by another process (${holder || 'unknown'})`);
   }
 }
 
@@ -134,7 +138,7 @@ export class JournalLock {
 const NO_SYMLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 /** Whether a process with this pid exists here (EPERM: it does, under another user). */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
