@@ -1,32 +1,32 @@
-// npm run bench:dav [-- --dir DIR] [-- --servers spicedav,apache,chezdav] [-- --skip STEPS] [-- --passes N]
-//                   [-- --node-flags "--single-threaded"]
-//
-// Measures `spicedav serve` with the shared bench scripts (../shared/bench: litmus, 1 GiB GET/PUT with peak
-// RSS, 2,000 x 4 KiB PUT/GET, PROPFIND Depth 1 on 10,000 entries, 8 x 64 MiB GET) and, in the same run, Apache
-// mod_dav_fs and chezdav (phodav) when they are installed, one server at a time, each on its own copy of the
-// data (hard links, so the 1.5 GiB is on disk once). Prints every figure, the ratios against Apache and chezdav
-// and the issue's targets. Figures, not pass/fail: the machine is shared, so read ratios of one run, and repeat
-// with --passes when they are close.
-//
-// spicedav is measured as users run it: `spicedav serve` (the built CLI) in a process of its own, so its RSS is
-// the server's alone, as it is for the peers. --node-flags starts that process with extra node/V8 flags, to
-// measure a setting that only node's command line can give (docs/performance.md). Environment: BENCH_DIR (the
-// shared scripts; default ../shared/bench next to the checkout), QUIET_MAX/QUIET_PCT (passed to run-all.sh:
-// how long to wait for a quiet CPU before each step; default 30 s / 25 %).
+// `npm run bench:dav`: spicedav serve against Apache mod_dav and chezdav with the shared bench scripts (USAGE says
+// how and what).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from './args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback;
-}
+const USAGE = `usage: npm run bench:dav [-- --dir DIR] [--servers spicedav,apache,chezdav] [--skip STEPS] [--passes N]
+                          [--node-flags=--single-threaded]
 
-const NODE_FLAGS = option('--node-flags', '').split(' ').filter(Boolean);
+Measures \`spicedav serve\` with the shared bench scripts (../shared/bench: litmus, 1 GiB GET/PUT with peak
+RSS, 2,000 x 4 KiB PUT/GET, PROPFIND Depth 1 on 10,000 entries, 8 x 64 MiB GET) and, in the same run, Apache
+mod_dav_fs and chezdav (phodav) when they are installed, one server at a time, each on its own copy of the
+data (hard links, so the 1.5 GiB is on disk once). Prints every figure, the ratios against Apache and chezdav
+and the issue's targets. Figures, not pass/fail: the machine is shared, so read ratios of one run, and repeat
+with --passes when they are close.
+
+spicedav is measured as users run it: \`spicedav serve\` (the built CLI) in a process of its own, so its RSS is
+the server's alone, as it is for the peers. --node-flags=FLAGS starts that process with extra node/V8 flags (the = is needed: they start with a dash), to
+measure a setting that only node's command line can give (docs/performance.md). Environment: BENCH_DIR (the
+shared scripts; default ../shared/bench next to the checkout), QUIET_MAX/QUIET_PCT (passed to run-all.sh:
+how long to wait for a quiet CPU before each step; default 30 s / 25 %).`;
+
+const args = benchArgs(USAGE, { dir: '/tmp/spicedav-bench', servers: 'spicedav,apache,chezdav', skip: '', passes: 1, 'node-flags': '' });
+const NODE_FLAGS = args['node-flags'].split(' ').filter(Boolean);
 
 /** The checkout root: walk up from this file to spicedav's package.json (works from dist/ and .build/<x>/). */
 function repoRoot(): string {
@@ -141,7 +141,7 @@ function runAll(name: string, r: Running, dir: string, out: string): Promise<Rec
   return new Promise((res, rej) => {
     const env = {
       ...process.env,
-      SKIP: ['ceiling', ...option('--skip', '').split(',').filter(Boolean)].join(' '),
+      SKIP: ['ceiling', ...args.skip.split(',').filter(Boolean)].join(' '),
       QUIET_MAX: process.env.QUIET_MAX ?? '30',
       QUIET_PCT: process.env.QUIET_PCT ?? '25',
       OUT_DIR: out,
@@ -214,9 +214,9 @@ let benchDir = '';
 async function main(): Promise<void> {
   benchDir = process.env.BENCH_DIR ?? join(repoRoot(), '..', 'shared', 'bench');
   if (!existsSync(join(benchDir, 'run-all.sh'))) throw new Error(`no bench scripts in ${benchDir}; set BENCH_DIR`);
-  const work = resolve(option('--dir', '/tmp/spicedav-bench'));
-  const wanted = option('--servers', 'spicedav,apache,chezdav').split(',');
-  const passes = Number(option('--passes', '1'));
+  const work = resolve(args.dir);
+  const wanted = args.servers.split(',');
+  const passes = args.passes;
   const data = join(work, 'data');
   mkdirSync(data, { recursive: true });
   execFileSync(join(benchDir, 'prepare.sh'), [data], { stdio: 'inherit' });

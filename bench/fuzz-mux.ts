@@ -1,21 +1,20 @@
-// npm run fuzz:mux [-- --decoder N] [-- --sessions N] [-- --seed S]
-//
-// The long fuzz run behind the test suite's short ones: N random byte streams into the FrameDecoder (both
-// modes; default 2,000,000) and N random frame streams into whole host/guest sessions (default 20,000), from
-// seeds the tests do not use. A failure prints its seed; replay it with `--seed <seed> --decoder 1` (or
-// `--sessions 1`). Exit code 0 means no crash, no hang, no broken invariant.
+// `npm run fuzz:mux`: the long fuzz run of the mux decoder and sessions (USAGE says how and what).
 import { fuzzOnce } from '../test/unit/mux/fuzz-case.js';
 import { sessionFuzzOnce } from '../test/integration/mux/session-fuzz-case.js';
+import { benchArgs } from './args.js';
 
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
+const USAGE = `usage: npm run fuzz:mux [-- --decoder N] [--sessions N] [--seed S]
 
+The long fuzz run behind the test suite's short ones: N random byte streams into the FrameDecoder (both
+modes; default 2,000,000) and N random frame streams into whole host/guest sessions (default 20,000), from
+seeds the tests do not use. A failure prints its seed; replay it with \`--seed <seed> --decoder 1\` (or
+\`--sessions 1\`). Exit code 0 means no crash, no hang, no broken invariant.`;
+
+const args = benchArgs(USAGE, { seed: 1_000_000, decoder: 2_000_000, sessions: 20_000 });
 // The test suite uses seeds 1..100000 (decoder) and 1..300 (sessions); start past them.
-const first = option('--seed', 1_000_000);
-const decoderCases = option('--decoder', 2_000_000);
-const sessionCases = option('--sessions', 20_000);
+const first = args.seed;
+const decoderCases = args.decoder;
+const sessionCases = args.sessions;
 
 const unexpected: unknown[] = [];
 process.on('uncaughtException', (err) => unexpected.push(err));

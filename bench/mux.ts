@@ -1,17 +1,5 @@
-// npm run bench:mux [-- --mib N] [-- --chunk BYTES]
-//
-// Pushes 1 GiB (or N MiB) of 64 KiB chunks through a guest-role MuxSession and a host-role MuxSession joined
-// by an in-memory duplex pair, with 1 and with 8 concurrent clients, in both directions; and, in the same run,
-// the same chunks through a plain stream.pipeline over the same kind of duplex pair without the mux. Then the
-// same over a unix-domain socket, where the transport does real work (the kernel copies every byte) as the
-// SPICE socket does. Prints MB/s (10^6 bytes/s) by wall clock and by CPU time (robust when other processes share
-// the cores), best of 3 runs each, the mux/plain ratios and the peak RSS. Figures, not pass/fail: targets are
-// >= 0.8x the plain pipe and >= 1 GB/s.
-//
-// Reading the in-memory figures: duplexPair hands buffer references from writer to reader, so the plain pipe
-// costs a few microseconds per 64 KiB chunk, and any extra stream hop is a large fraction of that. The
-// "+ 2 PassThrough hops" row is the plain pipe with the two stream hops the mux path adds by design (each
-// connection is its own Duplex, on both sides); it is the floor for that design.
+// `npm run bench:mux`: the multiplexer against a plain pipe, in memory and over a unix socket (USAGE says how and
+// what).
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
@@ -21,14 +9,26 @@ import { rmSync } from 'node:fs';
 import { PassThrough, Readable, Writable, type Duplex } from 'node:stream';
 import { MuxSession, type MuxChannel } from '../mux/index.js';
 import { duplexPair } from '../test/helpers/duplex-pair.js';
+import { benchArgs } from './args.js';
 
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
+const USAGE = `usage: npm run bench:mux [-- --mib N] [--chunk BYTES]
 
-const CHUNK = option('--chunk', 64 * 1024);
-let TOTAL = option('--mib', 1024) * 1024 * 1024;
+Pushes 1 GiB (or N MiB) of 64 KiB chunks through a guest-role MuxSession and a host-role MuxSession joined
+by an in-memory duplex pair, with 1 and with 8 concurrent clients, in both directions; and, in the same run,
+the same chunks through a plain stream.pipeline over the same kind of duplex pair without the mux. Then the
+same over a unix-domain socket, where the transport does real work (the kernel copies every byte) as the
+SPICE socket does. Prints MB/s (10^6 bytes/s) by wall clock and by CPU time (robust when other processes share
+the cores), best of 3 runs each, the mux/plain ratios and the peak RSS. Figures, not pass/fail: targets are
+>= 0.8x the plain pipe and >= 1 GB/s.
+
+Reading the in-memory figures: duplexPair hands buffer references from writer to reader, so the plain pipe
+costs a few microseconds per 64 KiB chunk, and any extra stream hop is a large fraction of that. The
+"+ 2 PassThrough hops" row is the plain pipe with the two stream hops the mux path adds by design (each
+connection is its own Duplex, on both sides); it is the floor for that design.`;
+
+const args = benchArgs(USAGE, { mib: 1024, chunk: 64 * 1024 });
+const CHUNK = args.chunk;
+let TOTAL = args.mib * 1024 * 1024;
 const RUNS = 3;
 
 const chunk = Buffer.alloc(CHUNK, 0x61);

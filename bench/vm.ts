@@ -1,14 +1,5 @@
-// `npm run bench:vm`: the benchmark that matters (issue 6). One QEMU guest (TCG, same image, same vCPU count)
-// runs, side by side, (a) the reference chain spice-webdavd ↔ spicy/phodav and (b) spicedav guest ↔ spicedav
-// share: a 256 MiB random file GET and PUT with curl in the guest, then 2,000 small files PUT and GET on one
-// keep-alive connection. Prints MB/s, ops/s and spicedav's ratio to the reference; target ≥ 1.5× on GET and
-// PUT. Figures, not pass/fail: under emulation the guest's per-byte cost dominates, so compare only numbers
-// from the same run.
-//
-// Options: --smp N (vCPUs, default 1), --size MiB (default 256), --small N (default 2000), --rounds N (each
-// chain N times, alternating, the median kept; default 1), --profile DIR (run both spicedav ends under
-// node --cpu-prof and copy the .cpuprofile files, the guest's included, to DIR: open them in Chrome DevTools).
-import { parseArgs } from 'node:util';
+// `npm run bench:vm`: the benchmark that matters (issue 6), spicedav against the reference chain through a real
+// QEMU guest (USAGE says how and what).
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,20 +14,25 @@ import {
 } from '../test/helpers/vm/dav-checks.js';
 import { haveTool } from '../test/helpers/tools.js';
 import type { ProcessGroup } from '../test/helpers/vm/process-group.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    smp: { type: 'string', default: '1' },
-    size: { type: 'string', default: '256' },
-    small: { type: 'string', default: '2000' },
-    rounds: { type: 'string', default: '1' },
-    profile: { type: 'string' },
-  },
-});
-const SMP = Number(args.smp);
-const SIZE = Number(args.size) << 20;
-const SMALL = Number(args.small);
-const ROUNDS = Number(args.rounds);
+const USAGE = `usage: npm run bench:vm [-- --smp N] [--size MiB] [--small N] [--rounds N] [--profile DIR]
+
+One QEMU guest (TCG, the same image and vCPU count for both chains) runs, side by side, (a) the reference chain spice-webdavd ↔ spicy/phodav and (b) spicedav guest ↔ spicedav
+share: a 256 MiB random file GET and PUT with curl in the guest, then 2,000 small files PUT and GET on one
+keep-alive connection. Prints MB/s, ops/s and spicedav's ratio to the reference; target ≥ 1.5× on GET and
+PUT. Figures, not pass/fail: under emulation the guest's per-byte cost dominates, so compare only numbers
+from the same run.
+
+Options: --smp N (vCPUs, default 1), --size MiB (default 256), --small N (default 2000), --rounds N (each
+chain N times, alternating, the median kept; default 1), --profile DIR (run both spicedav ends under
+node --cpu-prof and copy the .cpuprofile files, the guest's included, to DIR: open them in Chrome DevTools).`;
+
+const args = benchArgs(USAGE, { smp: 1, size: 256, small: 2000, rounds: 1, profile: '' });
+const SMP = args.smp;
+const SIZE = args.size << 20;
+const SMALL = args.small;
+const ROUNDS = args.rounds;
 const PROFILE_DIR = args.profile ? resolve(args.profile) : undefined;
 /** Where the guest's node writes its profile (tmpfs), copied out by the agent. */
 const GUEST_PROFILE_DIR = '/tmp/prof';
