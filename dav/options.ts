@@ -68,7 +68,8 @@ export interface DavServerOptions extends Partial<DavLimits> {
   cache?: boolean;
   /**
    * Make metadata calls and small reads/writes synchronously instead of through the thread pool (see
-   * dav/storage/io.ts). Default: on for local file systems, off for network and FUSE ones.
+   * dav/storage/io.ts), in the share and in the journals of `stateDir`. Default: on for local file systems, off
+   * for network and FUSE ones, for the share and the state directory each by its own.
    */
   inlineIo?: boolean;
   /** The Server header; default `spicedav`. */

@@ -83,14 +83,16 @@ export function defaultStateFile(stateDir: string | undefined, realRoot: string,
 }
 
 /** The journals of a share root, open: its dead properties and its WebDAV locks. */
-async function openState(stateDir: string | false | undefined, root: string, limits: DavLimits, readOnly: boolean, log: Logger): Promise<Pick<DavShared, 'props' | 'locks'>> {
+async function openState(o: DavServerOptions, root: string, limits: DavLimits, log: Logger): Promise<Pick<DavShared, 'props' | 'locks'>> {
+  const { stateDir, readOnly = false, inlineIo } = o;
   const file = (kind: 'props' | 'locks') => (stateDir === false ? null : defaultStateFile(stateDir, root, kind));
   const unavailable = (kind: 'props' | 'locks', what: string) => (err: unknown): never => {
     throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', `cannot open ${file(kind)}, where the share's WebDAV ${what} are kept: ${(err as Error).message}`, { cause: err });
   };
-  const props = await DeadPropStore.open(file('props'), log, { readOnly }).catch(unavailable('props', 'properties'));
+  // inlineIo undefined: each journal decides by its own disk, which need not be the share's.
+  const props = await DeadPropStore.open(file('props'), log, { readOnly, inlineIo }).catch(unavailable('props', 'properties'));
   try {
-    const locks = await LockManager.open(file('locks'), log, { readOnly, defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks });
+    const locks = await LockManager.open(file('locks'), log, { readOnly, inlineIo, defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks });
     return { props, locks };
   } catch (err) {
     await props.close();
@@ -143,7 +145,7 @@ export class DavServer extends EventEmitter {
     const cache = (opts.cache ?? local) ? new MetaCache({ maxDirs: limits.maxWatchedDirs, log }) : null;
     this.#cache = cache;
     const readOnly = opts.readOnly ?? false;
-    this.#shared = openState(opts.stateDir, this.root, limits, readOnly, log).then(({ props, locks }) => ({
+    this.#shared = openState(opts, this.root, limits, log).then(({ props, locks }) => ({
         storage: new FsStorage(confinement, { io, cache, log }),
         // Four buffers kept: two downloads at a time reuse them; more concurrent ones allocate, and what they
         // allocated is freed afterwards instead of staying resident (eight downloads at once left 16 behind).

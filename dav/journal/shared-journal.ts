@@ -14,11 +14,10 @@
  * appends it and applies it in file order, so every process sees the same changes in the same order. A compaction,
  * which replaces the file, happens under the lock too; the others notice the new inode and replay it whole.
  */
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { statSync, type BigIntStats } from 'node:fs';
+import { constants, statSync, type BigIntStats } from 'node:fs';
 import { dirname } from 'node:path';
 import { DavError } from '../errors.js';
-import { isLocalFileSystem } from '../storage/io.js';
+import { createIo, isLocalFileSystem, type Io } from '../storage/io.js';
 import { JournalLock, JournalLockBusyError, type JournalLockOptions } from './journal-lock.js';
 import type { Logger } from '../../src/log.js';
 
@@ -40,7 +39,16 @@ export interface SharedJournalOptions {
   readOnly?: boolean;
   /** How long a writer waits for another process's lock, and when a lock counts as abandoned. */
   lock?: JournalLockOptions;
+  /**
+   * Make the calls inline (synchronous): a change then costs tens of microseconds instead of several thread-pool
+   * round trips (half a millisecond). Default: when the journal's directory is on a local disk; calls that turn
+   * slow (a stalled disk) go to the thread pool for a while, as the storage's do (`storage/io.ts`).
+   */
+  inlineIo?: boolean;
 }
+
+/** Flags of the journal's descriptor: appends land at the end whoever else appends; reads are positioned. */
+const APPEND = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND;
 
 /** How a journal's owner names it in errors and logs. */
 export interface JournalNames {
@@ -57,8 +65,9 @@ export class SharedJournal<Op> {
   readonly #log: Logger;
   readonly #readOnly: boolean;
   readonly #lock: JournalLock | null;
-  /** The file the state replays (opened `a+`, or `r` when read-only), and its identity. */
-  #fh: FileHandle | null = null;
+  readonly #io: Io;
+  /** The file the state replays (opened for appends, or read-only), and its identity. */
+  #fd: number | null = null;
   #dev = -1n;
   #ino = -1n;
   /** Bytes of the journal applied: up to the end of its last whole line. */
@@ -68,29 +77,28 @@ export class SharedJournal<Op> {
   #queue: Promise<unknown> = Promise.resolve();
   /** Tasks queued or running in #serial. */
   #pending = 0;
-  /** The journal is on a local disk: `sync` may stat it inline (a few µs, not a thread-pool round trip). */
-  #statInline = false;
   #syncFailing = false;
 
-  private constructor(file: string | null, state: JournalState<Op>, names: JournalNames, log: Logger, readOnly: boolean, lock: JournalLockOptions | undefined) {
+  private constructor(file: string | null, state: JournalState<Op>, names: JournalNames, log: Logger, { readOnly = false, lock, inlineIo }: SharedJournalOptions) {
     this.#file = file;
     this.#state = state;
     this.#names = names;
     this.#log = log;
     this.#readOnly = readOnly;
-    this.#lock = file && !readOnly ? new JournalLock(`${file}.lock`, lock) : null;
+    // The directory may not exist yet: it is made on the same file system as its parent's, so look there.
+    this.#io = createIo({ enabled: inlineIo ?? (file !== null && isLocalFileSystem(nearestDir(dirname(file)))), maxMs: 5, cooldownMs: 60_000, log });
+    this.#lock = file && !readOnly ? new JournalLock(`${file}.lock`, this.#io, lock) : null;
   }
 
   /**
    * Open the journal at `file` and replay it into `state`; null keeps the state in memory only. A read-only journal
    * (for a read-only share, which changes nothing) needs neither a writable directory nor an existing one.
    */
-  static async open<Op>(file: string | null, state: JournalState<Op>, names: JournalNames, log: Logger, { readOnly = false, lock }: SharedJournalOptions = {}): Promise<SharedJournal<Op>> {
-    const journal = new SharedJournal(file, state, names, log, readOnly, lock);
+  static async open<Op>(file: string | null, state: JournalState<Op>, names: JournalNames, log: Logger, options: SharedJournalOptions = {}): Promise<SharedJournal<Op>> {
+    const journal = new SharedJournal(file, state, names, log, options);
     if (file) {
       await journal.#catchUp();
-      if (!readOnly) await journal.#tidy();
-      journal.#statInline = isLocalFileSystem(dirname(file));
+      if (!options.readOnly) await journal.#tidy();
     }
     return journal;
   }
@@ -100,7 +108,7 @@ export class SharedJournal<Op> {
    * cannot be read is logged (once until it can be again) and the state known so far stays.
    */
   sync(): Promise<void> {
-    if (!this.#file || (this.#pending === 0 && this.#statInline && this.#unchanged())) return Promise.resolve();
+    if (!this.#file || (this.#pending === 0 && this.#io.inline && this.#unchanged())) return Promise.resolve();
     return this.#serial(async () => {
       try {
         await this.#catchUp();
@@ -150,15 +158,16 @@ export class SharedJournal<Op> {
   /** Finish pending changes and close the journal. */
   async close(): Promise<void> {
     await this.#queue;
-    await this.#fh?.close();
-    this.#fh = null;
+    const fd = this.#fd;
+    this.#fd = null;
+    if (fd !== null) await this.#io.close(fd);
   }
 
   /** Whether the journal is as last read, by one inline stat(2): what every `sync` finds, but rarely. */
   #unchanged(): boolean {
     try {
       const now = statSync(this.#file as string, { bigint: true, throwIfNoEntry: false });
-      return now ? this.#replays(now) && Number(now.size) === this.#consumed : this.#fh === null;
+      return now ? this.#replays(now) && Number(now.size) === this.#consumed : this.#fd === null;
     } catch {
       return false; // the queued sync meets the error and says so
     }
@@ -193,25 +202,25 @@ export class SharedJournal<Op> {
     const file = this.#file as string;
     let now: BigIntStats | null = null;
     try {
-      now = await stat(file, { bigint: true });
+      now = await this.#io.statBig(file);
     } catch (err) {
       // ENOTDIR too: a read-only journal whose directory was never made (its path crosses a file).
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
     }
     if (now && this.#replays(now)) {
-      if (Number(now.size) > this.#consumed) await this.#readFrom(this.#fh as FileHandle, Number(now.size));
+      if (Number(now.size) > this.#consumed) await this.#readFrom(this.#fd as number, Number(now.size));
       return Number(now.size);
     }
     if (!now) {
       await this.#switchTo(null);
       if (this.#readOnly) return 0;
-      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      await this.#io.mkdirs(dirname(file), 0o700);
     }
-    const fh = await open(file, this.#readOnly ? 'r' : 'a+', 0o600);
-    const opened = await fh.stat({ bigint: true });
-    await this.#switchTo(fh, opened);
-    await this.#readFrom(fh, Number(opened.size));
+    const fd = await this.#io.open(file, this.#readOnly ? constants.O_RDONLY : APPEND, 0o600);
+    const opened = await this.#io.fstatBig(fd);
+    await this.#switchTo(fd, opened);
+    await this.#readFrom(fd, Number(opened.size));
     return Number(opened.size);
   }
 
@@ -220,13 +229,14 @@ export class SharedJournal<Op> {
    * than what was read is another one too (rewritten in place by hand).
    */
   #replays(now: BigIntStats): boolean {
-    return this.#fh !== null && now.ino === this.#ino && now.dev === this.#dev && Number(now.size) >= this.#consumed;
+    return this.#fd !== null && now.ino === this.#ino && now.dev === this.#dev && Number(now.size) >= this.#consumed;
   }
 
-  /** Forget what was replayed and start over on `fh` (null: no journal, an empty state). */
-  async #switchTo(fh: FileHandle | null, st?: BigIntStats): Promise<void> {
-    if (this.#fh && this.#fh !== fh) await this.#fh.close();
-    this.#fh = fh;
+  /** Forget what was replayed and start over on `fd` (null: no journal, an empty state). */
+  async #switchTo(fd: number | null, st?: BigIntStats): Promise<void> {
+    const old = this.#fd;
+    this.#fd = fd;
+    if (old !== null && old !== fd) await this.#io.close(old);
     this.#dev = st?.dev ?? -1n;
     this.#ino = st?.ino ?? -1n;
     this.#consumed = 0;
@@ -235,11 +245,11 @@ export class SharedJournal<Op> {
   }
 
   /** Apply the whole lines between #consumed and `size`; a line not ended yet is left for the next look. */
-  async #readFrom(fh: FileHandle, size: number): Promise<void> {
+  async #readFrom(fd: number, size: number): Promise<void> {
     const data = Buffer.allocUnsafe(size - this.#consumed);
     let got = 0;
     while (got < data.length) {
-      const { bytesRead } = await fh.read(data, got, data.length - got, this.#consumed + got);
+      const bytesRead = await this.#io.read(fd, data, got, data.length - got, this.#consumed + got);
       if (bytesRead === 0) break; // cut back by a writer since the stat
       got += bytesRead;
     }
@@ -267,19 +277,19 @@ export class SharedJournal<Op> {
   async #catchUpLocked(): Promise<void> {
     if ((await this.#catchUp()) === this.#consumed) return;
     this.#log.warn({ file: this.#file }, `${this.#names.what}: cutting off a torn last line`);
-    await (this.#fh as FileHandle).truncate(this.#consumed);
+    await this.#io.ftruncate(this.#fd as number, this.#consumed);
   }
 
   /** Append one whole line, or nothing: a short or failed write is cut back off and reported. */
   async #append(line: string): Promise<void> {
-    const fh = this.#fh as FileHandle;
+    const fd = this.#fd as number;
     const bytes = Buffer.from(line);
     let written = 0;
     try {
       // A regular file takes a short write only when the disk fills up; the next one then fails with ENOSPC.
-      while (written < bytes.length) written += (await fh.write(bytes, written, bytes.length - written)).bytesWritten;
+      while (written < bytes.length) written += await this.#io.write(fd, bytes, written, bytes.length - written, null);
     } catch (err) {
-      await fh.truncate(this.#consumed).catch((e: unknown) => this.#log.warn({ file: this.#file, err: (e as Error).message }, `${this.#names.what}: cannot cut a torn line off`));
+      await this.#io.ftruncate(fd, this.#consumed).catch((e: unknown) => this.#log.warn({ file: this.#file, err: (e as Error).message }, `${this.#names.what}: cannot cut a torn line off`));
       throw err;
     }
   }
@@ -311,7 +321,7 @@ export class SharedJournal<Op> {
       await this.#compact();
     } catch (err) {
       this.#log.warn({ file: this.#file, err: (err as Error).message }, `${this.#names.what}: compaction failed; keeping the journal as it is`);
-      await rm(`${this.#file}.tmp`, { force: true }).catch(() => {});
+      await this.#io.unlink(`${this.#file}.tmp`, 0).catch(() => {});
     }
   }
 
@@ -325,23 +335,43 @@ export class SharedJournal<Op> {
     const ops = this.#state.snapshot();
     let out = '';
     for (const op of ops) out += JSON.stringify(op) + '\n';
-    const fh = await open(tmp, 'w', 0o600);
+    const bytes = Buffer.from(out);
+    const fd = await this.#io.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
     try {
-      await fh.write(out);
-      await fh.sync();
+      for (let done = 0; done < bytes.length; ) done += await this.#io.write(fd, bytes, done, bytes.length - done, null);
+      await this.#io.fsync(fd);
     } finally {
-      await fh.close();
+      await this.#io.close(fd);
     }
-    await rename(tmp, file);
+    // The journal it replaces is freed by the rename: its size decides whether that may run inline.
+    await this.#io.rename(tmp, file, this.#consumed);
     // The snapshot is what the state holds: open it for appends without replaying it.
-    const next = await open(file, 'a+', 0o600);
-    const st = await next.stat({ bigint: true });
-    await this.#fh?.close();
-    this.#fh = next;
+    const next = await this.#io.open(file, APPEND, 0o600);
+    const st = await this.#io.fstatBig(next);
+    const old = this.#fd;
+    this.#fd = next;
+    if (old !== null) await this.#io.close(old);
     this.#dev = st.dev;
     this.#ino = st.ino;
-    this.#consumed = Buffer.byteLength(out);
+    this.#consumed = bytes.length;
     this.#lines = ops.length;
     this.#log.debug({ file, entries: ops.length }, `${this.#names.what} compacted`);
+  }
+}
+
+/**
+ * `dir`, or its nearest ancestor that is a directory: where a directory about to be made will live. (A path that
+ * crosses a file fails later, when the journal is made, with the error the user is told.)
+ */
+function nearestDir(dir: string): string {
+  for (;;) {
+    try {
+      if (statSync(dir).isDirectory()) return dir;
+    } catch {
+      // ENOENT, ENOTDIR, EACCES: look further up
+    }
+    const up = dirname(dir);
+    if (up === dir) return dir;
+    dir = up;
   }
 }

@@ -18,7 +18,7 @@
  * goes to the thread pool: it does not hold up every other request, and it is not taken for a slow disk (three of
  * them used to switch a share to the thread pool for a minute: the DELETEs between 1 GiB uploads did).
  */
-import fs, { type Dirent, type Stats } from 'node:fs';
+import fs, { type BigIntStats, type Dirent, type Stats } from 'node:fs';
 import type { Logger } from '../../src/log.js';
 
 /** statfs f_type magic numbers of local file systems (linux/magic.h). */
@@ -42,7 +42,8 @@ export interface Io {
   open(p: string, flags: number, mode?: number): Promise<number>;
   fstat(fd: number): Promise<Stats>;
   read(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
-  write(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /** `position` null: at the file's offset (the end, for a file opened O_APPEND). */
+  write(fd: number, buf: Buffer, offset: number, length: number, position: number | null): Promise<number>;
   close(fd: number): Promise<void>;
   /** `replaced`: the size of the file `to` names now, when there is one (see FREE_INLINE_MAX). */
   rename(from: string, to: string, replaced?: number): Promise<void>;
@@ -53,6 +54,15 @@ export interface Io {
   access(p: string, mode: number): Promise<void>;
   /** Set a file's access and modification times (seconds since the epoch; fractions allowed). */
   futimes(fd: number, atime: number, mtime: number): Promise<void>;
+  /** The calls below serve the state journals (`journal/`), which need exact inode numbers (hence bigint). */
+  statBig(p: string): Promise<BigIntStats>;
+  fstatBig(fd: number): Promise<BigIntStats>;
+  /** mkdir -p with this mode for what it makes. */
+  mkdirs(p: string, mode: number): Promise<void>;
+  ftruncate(fd: number, length: number): Promise<void>;
+  fsync(fd: number): Promise<void>;
+  symlink(target: string, p: string): Promise<void>;
+  readlink(p: string): Promise<string>;
   /** True while calls run inline (for callers that batch work differently, e.g. yielding between stats). */
   readonly inline: boolean;
 }
@@ -70,13 +80,20 @@ const asyncIo = {
   open: promisify<[string, number, number | undefined], number>((p, f, m, cb) => fs.open(p, f, m ?? 0o666, cb)),
   fstat: promisify<[number], Stats>((fd, cb) => fs.fstat(fd, cb)),
   read: promisify<[number, Buffer, number, number, number], number>((fd, b, o, l, p, cb) => fs.read(fd, b, o, l, p, cb)),
-  write: promisify<[number, Buffer, number, number, number], number>((fd, b, o, l, p, cb) => fs.write(fd, b, o, l, p, cb)),
+  write: promisify<[number, Buffer, number, number, number | null], number>((fd, b, o, l, p, cb) => fs.write(fd, b, o, l, p, cb)),
   close: promisify<[number], void>((fd, cb) => fs.close(fd, (err) => cb(err, undefined))),
   rename: promisify<[string, string], void>((a, b, cb) => fs.rename(a, b, (err) => cb(err, undefined))),
   unlink: promisify<[string], void>((p, cb) => fs.unlink(p, (err) => cb(err, undefined))),
   fchmod: promisify<[number, number], void>((fd, m, cb) => fs.fchmod(fd, m, (err) => cb(err, undefined))),
   access: promisify<[string, number], void>((p, m, cb) => fs.access(p, m, (err) => cb(err, undefined))),
   futimes: promisify<[number, number, number], void>((fd, a, m, cb) => fs.futimes(fd, a, m, (err) => cb(err, undefined))),
+  statBig: promisify<[string], BigIntStats>((p, cb) => fs.stat(p, { bigint: true }, cb)),
+  fstatBig: promisify<[number], BigIntStats>((fd, cb) => fs.fstat(fd, { bigint: true }, cb)),
+  mkdirs: promisify<[string, number], void>((p, m, cb) => fs.mkdir(p, { recursive: true, mode: m }, (err) => cb(err, undefined))),
+  ftruncate: promisify<[number, number], void>((fd, l, cb) => fs.ftruncate(fd, l, (err) => cb(err, undefined))),
+  fsync: promisify<[number], void>((fd, cb) => fs.fsync(fd, (err) => cb(err, undefined))),
+  symlink: promisify<[string, string], void>((t, p, cb) => fs.symlink(t, p, (err) => cb(err, undefined))),
+  readlink: promisify<[string], string>((p, cb) => fs.readlink(p, cb)),
 };
 
 /**
@@ -93,13 +110,20 @@ const syncIo = {
   open: (p: string, f: number, m?: number) => fs.openSync(p, f, m ?? 0o666),
   fstat: (fd: number) => fs.fstatSync(fd),
   read: (fd: number, b: Buffer, o: number, l: number, p: number) => fs.readSync(fd, b, o, l, p),
-  write: (fd: number, b: Buffer, o: number, l: number, p: number) => fs.writeSync(fd, b, o, l, p),
+  write: (fd: number, b: Buffer, o: number, l: number, p: number | null) => fs.writeSync(fd, b, o, l, p),
   close: (fd: number) => fs.closeSync(fd),
   rename: (a: string, b: string) => fs.renameSync(a, b),
   unlink: (p: string) => fs.unlinkSync(p),
   fchmod: (fd: number, m: number) => fs.fchmodSync(fd, m),
   access: (p: string, m: number) => fs.accessSync(p, m),
   futimes: (fd: number, a: number, m: number) => fs.futimesSync(fd, a, m),
+  statBig: (p: string) => fs.statSync(p, { bigint: true }),
+  fstatBig: (fd: number) => fs.fstatSync(fd, { bigint: true }),
+  mkdirs: (p: string, m: number) => void fs.mkdirSync(p, { recursive: true, mode: m }),
+  ftruncate: (fd: number, l: number) => fs.ftruncateSync(fd, l),
+  fsync: (fd: number) => fs.fsyncSync(fd),
+  symlink: (t: string, p: string) => fs.symlinkSync(t, p),
+  readlink: (p: string) => fs.readlinkSync(p),
 };
 
 /** The largest file an inline unlink or rename may free: about 1 ms of work (see the top of this file). */

@@ -89,8 +89,9 @@ test('a state directory that cannot be made: serve and share exit 3 naming it an
   await mkdir(join(dir, 'share'));
   await writeFile(join(dir, 'a-file'), '');
   const blocked = join(dir, 'a-file', 'state'); // ENOTDIR, even for root
+  // The failing call is mkdir(2), or the stat(2) a synchronous recursive mkdir makes first (state on a local disk).
   const said = (stderr: string) =>
-    assert.match(stderr, new RegExp(`^spicedav: cannot open ${blocked}/props-[0-9a-f]{16}\\.jsonl, where the share's WebDAV properties are kept: ENOTDIR: not a directory, mkdir '${blocked}'; give a folder you can write with --state-dir\\n$`));
+    assert.match(stderr, new RegExp(`^spicedav: cannot open ${blocked}/props-[0-9a-f]{16}\\.jsonl, where the share's WebDAV properties are kept: ENOTDIR: not a directory, (mkdir|stat) '${blocked}'; give a folder you can write with --state-dir\\n$`));
   const serve = await runCli(['serve', join(dir, 'share'), '--port', '0', '--state-dir', blocked]);
   assert.equal(serve.code, 3);
   said(serve.stderr);

@@ -130,7 +130,8 @@ test('two processes on one journal: a lock granted by one holds in the other, an
 test('two processes granting the same exclusive lock at once: exactly one gets it', async (t) => {
   const file = join(await tempDir(t), 'locks.jsonl');
   const a = await LockManager.open(file, silentLogger, limits);
-  const b = await LockManager.open(file, silentLogger, limits);
+  // One process makes its calls inline (a local disk), the other in the thread pool (what a network disk gets).
+  const b = await LockManager.open(file, silentLogger, { ...limits, inlineIo: false });
   for (let i = 0; i < 20; i++) {
     const results = await Promise.allSettled([a.create(req(`/f${i}`)), b.create(req(`/f${i}`)), a.create(req(`/f${i}`, 'shared'))]);
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, `round ${i}`);
