@@ -1,15 +1,16 @@
-// npm run bench:probe -- create [DIR] | loop put|get|proppatch URL [N] [RUNS] | floor DIR [PORT]
+// npm run bench:probe -- create [DIR] | loop put|get|proppatch|lock URL [N] [RUNS] | floor DIR [PORT]
 //
 // The two probes behind the explanations in docs/performance.md (why small PUTs and small GETs land where they
 // do), kept runnable. Figures, not targets.
 //
 // create DIR   what creating a 4 KiB file costs on DIR's file system, step by step: open(O_CREAT|O_EXCL),
 //              write, close, rename (what a PUT does), 3,000 files, synchronous calls, µs per step.
-// loop put|get|proppatch URL [N] [RUNS]
+// loop put|get|proppatch|lock URL [N] [RUNS]
 //              N (default 2,000) sequential 4 KiB PUTs or GETs over one keep-alive connection, RUNS times
 //              (default 4), ops/s per run: the spread between runs is the point. GET reads the files a PUT loop
 //              wrote (`loop put` first, same URL); PROPPATCH gives each of them the properties Windows sets on a
-//              copied file (Win32FileAttributes, stored, and a modification time, applied to the file).
+//              copied file (Win32FileAttributes, stored, and a modification time, applied to the file); LOCK
+//              locks each of them and unlocks it again (one op is the pair, as an editor's save makes them).
 // floor DIR [PORT]
 //              the floor for small GETs in Node: a bare node:http server (synchronous open/fstat/read/close, the
 //              headers a WebDAV GET sends) serving DIR on 127.0.0.1:PORT (default 18081) until Ctrl-C; run
@@ -53,24 +54,35 @@ const WIN32_PROPPATCH = Buffer.from(
     '</D:prop></D:set></D:propertyupdate>',
 );
 
-async function loop(method: 'put' | 'get' | 'proppatch', base: URL, n: number, runs: number): Promise<void> {
+const LOCKINFO = Buffer.from(
+  '<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>',
+);
+
+async function loop(method: 'put' | 'get' | 'proppatch' | 'lock', base: URL, n: number, runs: number): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const body = Buffer.alloc(4096, 0x61);
-  const request = (verb: string, path: string, data?: Buffer) =>
+  let token = '';
+  const request = (verb: string, path: string, data?: Buffer, headers: http.OutgoingHttpHeaders = {}) =>
     new Promise<number>((resolve, reject) => {
-      const req = http.request(new URL(path, base), { method: verb, agent, headers: data ? { 'content-length': data.length } : {} }, (res) => {
+      const req = http.request(new URL(path, base), { method: verb, agent, headers: { ...headers, ...(data ? { 'content-length': data.length } : {}) } }, (res) => {
+        token = String(res.headers['lock-token'] ?? '');
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
       req.on('error', reject);
       req.end(data);
     });
+  const lockAndUnlock = async (path: string) => {
+    const status = await request('LOCK', path, LOCKINFO, { depth: '0', timeout: 'Second-600' });
+    return status >= 300 ? status : request('UNLOCK', path, undefined, { 'lock-token': token });
+  };
   await request('MKCOL', 'probe/');
   for (let run = 0; run < runs; run++) {
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
       const path = `probe/f${i}.bin`;
-      const status = method === 'put' ? await request('PUT', path, body) : method === 'get' ? await request('GET', path) : await request('PROPPATCH', path, WIN32_PROPPATCH);
+      const status =
+        method === 'put' ? await request('PUT', path, body) : method === 'get' ? await request('GET', path) : method === 'lock' ? await lockAndUnlock(path) : await request('PROPPATCH', path, WIN32_PROPPATCH);
       if (status >= 300) throw new Error(`${method.toUpperCase()} probe/f${i}.bin → ${status}`);
     }
     console.log(`${method.toUpperCase()} run ${run + 1}: ${(n / ((performance.now() - t0) / 1000)).toFixed(0)} ops/s`);
@@ -99,8 +111,8 @@ function floor(dir: string, port: number): void {
 const [what, a, b, c, d] = process.argv.slice(2);
 if (what === 'create') create(a ?? tmpdir());
 else if (what === 'floor' && a) floor(a, Number(b ?? 18081));
-else if (what === 'loop' && (a === 'put' || a === 'get' || a === 'proppatch') && b) await loop(a, new URL(b.replace(/\/?$/, '/')), Number(c ?? 2000), Number(d ?? 4));
+else if (what === 'loop' && (a === 'put' || a === 'get' || a === 'proppatch' || a === 'lock') && b) await loop(a, new URL(b.replace(/\/?$/, '/')), Number(c ?? 2000), Number(d ?? 4));
 else {
-  console.error('usage: probes create [DIR] | probes loop put|get|proppatch URL [N] [RUNS] | probes floor DIR [PORT]');
+  console.error('usage: probes create [DIR] | probes loop put|get|proppatch|lock URL [N] [RUNS] | probes floor DIR [PORT]');
   process.exit(2);
 }
