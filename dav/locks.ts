@@ -51,7 +51,7 @@ interface HeldLock extends Lock {
 type LockOp = { add: HeldLock } | { ext: [token: string, timeout: number, expires: number] } | { rm: string[] } | { rmw: DavPath };
 
 /** Limits and clock of a LockManager. */
-export interface LockManagerOptions extends SharedJournalOptions {
+export interface LockManagerOptions {
   defaultTimeout: number;
   maxTimeout: number;
   maxLocks: number;
@@ -148,12 +148,12 @@ class LockTable implements JournalState<LockOp> {
 export class LockManager {
   readonly #table: LockTable;
   readonly #journal: SharedJournal<LockOp>;
-  readonly #opts: Required<Omit<LockManagerOptions, keyof SharedJournalOptions>>;
+  readonly #opts: Required<LockManagerOptions>;
   readonly #log: Logger;
   /** Tokens this manager granted: released by `close`. */
   readonly #mine = new Set<string>();
 
-  private constructor(table: LockTable, journal: SharedJournal<LockOp>, opts: Required<Omit<LockManagerOptions, keyof SharedJournalOptions>>, log: Logger) {
+  private constructor(table: LockTable, journal: SharedJournal<LockOp>, opts: Required<LockManagerOptions>, log: Logger) {
     this.#table = table;
     this.#journal = journal;
     this.#opts = opts;
@@ -161,10 +161,10 @@ export class LockManager {
   }
 
   /** Open (and replay) the lock journal at `file`, or keep the locks in memory only when `file` is null. */
-  static async open(file: string | null, log: Logger, { readOnly, lock, now = Date.now, ...limits }: LockManagerOptions): Promise<LockManager> {
-    const table = new LockTable(now);
-    const journal = await SharedJournal.open(file, table, { what: 'lock store', code: 'DAV_ERR_LOCKSTORE' }, log, { readOnly, lock });
-    return new LockManager(table, journal, { ...limits, now }, log);
+  static async open(file: string | null, log: Logger, limits: LockManagerOptions, journal: SharedJournalOptions = {}): Promise<LockManager> {
+    const opts = { now: Date.now, ...limits };
+    const table = new LockTable(opts.now);
+    return new LockManager(table, await SharedJournal.open(file, table, { what: 'lock store', code: 'DAV_ERR_LOCKSTORE' }, log, journal), opts, log);
   }
 
   /** Apply what other processes serving this folder locked and unlocked since the last look. */

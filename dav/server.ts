@@ -92,7 +92,8 @@ async function openState(o: DavServerOptions, root: string, limits: DavLimits, l
   // inlineIo undefined: each journal decides by its own disk, which need not be the share's.
   const props = await DeadPropStore.open(file('props'), log, { readOnly, inlineIo }).catch(unavailable('props', 'properties'));
   try {
-    const locks = await LockManager.open(file('locks'), log, { readOnly, inlineIo, defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks });
+    const lockLimits = { defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks };
+    const locks = await LockManager.open(file('locks'), log, lockLimits, { readOnly, inlineIo });
     return { props, locks };
   } catch (err) {
     await props.close();

@@ -131,7 +131,7 @@ test('two processes granting the same exclusive lock at once: exactly one gets i
   const file = join(await tempDir(t), 'locks.jsonl');
   const a = await LockManager.open(file, silentLogger, limits);
   // One process makes its calls inline (a local disk), the other in the thread pool (what a network disk gets).
-  const b = await LockManager.open(file, silentLogger, { ...limits, inlineIo: false });
+  const b = await LockManager.open(file, silentLogger, limits, { inlineIo: false });
   for (let i = 0; i < 20; i++) {
     const results = await Promise.allSettled([a.create(req(`/f${i}`)), b.create(req(`/f${i}`)), a.create(req(`/f${i}`, 'shared'))]);
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, `round ${i}`);
@@ -171,7 +171,7 @@ test('a server that closes releases its locks; the locks of a process that is go
 
 test('a read-only server sees the locks of the others', async (t) => {
   const file = join(await tempDir(t), 'locks.jsonl');
-  const reader = await LockManager.open(file, silentLogger, { ...limits, readOnly: true });
+  const reader = await LockManager.open(file, silentLogger, limits, { readOnly: true });
   const w = await LockManager.open(file, silentLogger, limits);
   const l = await w.create(req('/x', 'shared', 'infinity'));
   await reader.sync();
