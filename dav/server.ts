@@ -147,20 +147,20 @@ export class DavServer extends EventEmitter {
     this.#cache = cache;
     const readOnly = opts.readOnly ?? false;
     this.#shared = openState(opts, this.root, limits, log).then(({ props, locks }) => ({
-        storage: new FsStorage(confinement, { io, cache, log }),
-        // Four buffers kept: two downloads at a time reuse them; more concurrent ones allocate, and what they
-        // allocated is freed afterwards instead of staying resident (eight downloads at once left 16 behind).
-        buffers: new BufferPool(limits.readChunkBytes, 4),
-        hints: new ClientHints(log),
-        locks,
-        props,
-        limits,
-        readOnly,
-        log,
-        rootName: basename(confinement.root),
-        startTransfer: (t: Transfer) => this.emit('transfer', t),
-        watchingTransfers: () => this.listenerCount('transfer') > 0,
-      }));
+      storage: new FsStorage(confinement, { io, cache, log }),
+      // Four buffers kept: two downloads at a time reuse them; more concurrent ones allocate, and what they
+      // allocated is freed afterwards instead of staying resident (eight downloads at once left 16 behind).
+      buffers: new BufferPool(limits.readChunkBytes, 4),
+      hints: new ClientHints(log),
+      locks,
+      props,
+      limits,
+      readOnly,
+      log,
+      rootName: basename(confinement.root),
+      startTransfer: (t: Transfer) => this.emit('transfer', t),
+      watchingTransfers: () => this.listenerCount('transfer') > 0,
+    }));
     // ready() and listen() reject with the operator's message; requests get the client's (#failEarly logs the
     // first). Neither is an unhandled rejection meanwhile.
     this.#shared.catch(() => {});
