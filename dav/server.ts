@@ -86,18 +86,18 @@ export function defaultStateFile(stateDir: string | undefined, realRoot: string,
 async function openState(o: DavServerOptions, root: string, limits: DavLimits, log: Logger): Promise<Pick<DavShared, 'props' | 'locks'>> {
   const { stateDir, readOnly = false, inlineIo } = o;
   const file = (kind: 'props' | 'locks') => (stateDir === false ? null : defaultStateFile(stateDir, root, kind));
-  const unavailable = (kind: 'props' | 'locks', what: string) => (err: unknown): never => {
-    throw new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', `cannot open ${file(kind)}, where the share's WebDAV ${what} are kept: ${(err as Error).message}`, { cause: err });
-  };
+  const unavailable = (kind: 'props' | 'locks', what: string, err: unknown) =>
+    new DavError(503, 'DAV_ERR_STATE_UNAVAILABLE', `cannot open ${file(kind)}, where the share's WebDAV ${what} are kept: ${(err as Error).message}`, { cause: err });
   // inlineIo undefined: each journal decides by its own disk, which need not be the share's.
-  const props = await DeadPropStore.open(file('props'), log, { readOnly, inlineIo }).catch(unavailable('props', 'properties'));
+  const props = await DeadPropStore.open(file('props'), log, { readOnly, inlineIo }).catch((err: unknown) => {
+    throw unavailable('props', 'properties', err);
+  });
   try {
     const lockLimits = { defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks };
-    const locks = await LockManager.open(file('locks'), log, lockLimits, { readOnly, inlineIo });
-    return { props, locks };
+    return { props, locks: await LockManager.open(file('locks'), log, lockLimits, { readOnly, inlineIo }) };
   } catch (err) {
     await props.close();
-    return unavailable('locks', 'locks')(err);
+    throw unavailable('locks', 'locks', err);
   }
 }
 

@@ -40,8 +40,8 @@ export interface SharedJournalOptions {
   /** How long a writer waits for another process's lock, and when a lock counts as abandoned. */
   lock?: JournalLockOptions;
   /**
-   * Make the calls inline (synchronous): a change then costs tens of microseconds instead of several thread-pool
-   * round trips (half a millisecond). Default: when the journal's directory is on a local disk; calls that turn
+   * Make the calls inline (synchronous): a change is then its four system calls, not four thread-pool round trips
+   * as well (docs/dav.md measures both). Default: when the journal's directory is on a local disk; calls that turn
    * slow (a stalled disk) go to the thread pool for a while, as the storage's do (`storage/io.ts`).
    */
   inlineIo?: boolean;

@@ -1,5 +1,6 @@
 /**
- * The file-system calls the storage makes, in one of two modes chosen per share:
+ * The file-system calls the storage makes (and the state journals, `journal/`), in one of two modes chosen per
+ * share (per state directory for the journals):
  *
  * - async: Node's thread pool. Right for network and FUSE file systems, where one call can take milliseconds.
  * - inline: the synchronous call, made directly. On a local file system with metadata in the page cache a
