@@ -71,7 +71,9 @@ export class MuxChannel extends Duplex {
    * {@link FRAME_HEADER_SIZE} bytes just before `payload` in its ArrayBuffer, so header and payload leave in one
    * transport write. For a reader that owns its buffers (reading a socket into memory it allocated with that
    * headroom): the memory, headroom included, belongs to the channel until `done` is called, once the frame has
-   * been written to the transport or dropped (with an error), after which the caller may reuse it.
+   * been written to the transport or dropped (with an error), after which the caller may reuse it. "Written"
+   * is the transport's write callback: reuse is safe only over a transport whose callback means it copied the
+   * bytes (a socket, a file descriptor), not over an in-memory Duplex that hands the buffer itself on.
    *
    * Bypasses the writable side's buffering and backpressure: the caller bounds how many frames it has in
    * flight, and must not mix this with write() on the same channel (their order would not be kept). end()

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MuxSession } from '../../mux/index.js';
-import { pumpUpload } from './upload-pump.js';
+import { portCopiesWrites, pumpUpload } from './upload-pump.js';
 import type { MuxChannel, MuxSessionOptions } from '../../mux/index.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -50,7 +50,8 @@ export interface GuestProxyOptions {
   closeTimeout?: number;
   /**
    * Read uploads straight into frame buffers (default true; see upload-pump.ts). false: the plain pipe() path,
-   * which is also what runs when this Node does not allow the former.
+   * which is also what runs when this Node does not allow the former, and over a port whose writes do not copy
+   * (a Duplex of your own, the in-memory transport: see `portCopiesWrites`).
    */
   zeroCopyUploads?: boolean;
   log?: Logger;
@@ -163,6 +164,8 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
   #state: GuestProxyState = 'waiting';
   #device: PortDevice | undefined;
   #session: MuxSession | undefined;
+  /** Whether the current session's uploads may use the pump (upload-pump.ts): the option, and a port that copies. */
+  #pumpUploads = false;
   #advertiser: MdnsAdvertiser | undefined;
   #port = 0;
   #started = false;
@@ -311,6 +314,7 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
   async #serve(transport: Duplex): Promise<void> {
     const session = new MuxSession(transport, { ...this.#options.mux, role: 'guest', log: this.#log });
     this.#session = session;
+    this.#pumpUploads = this.#options.zeroCopyUploads !== false && portCopiesWrites(transport);
     const ended = new Promise<Error | undefined>((resolve) => session.once('close', resolve));
     this.#stats.hostAttaches++;
     if (this.#lostAt !== undefined) this.#stats.lastResumeMs = Date.now() - this.#lostAt;
@@ -396,7 +400,7 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     this.#stats.connectionsTotal++;
     let bytesToHost = 0;
     let bytesFromHost = 0;
-    if (this.#options.zeroCopyUploads === false || !pumpUpload(socket, channel, (n) => (bytesToHost += n))) {
+    if (!this.#pumpUploads || !pumpUpload(socket, channel, (n) => (bytesToHost += n))) {
       socket.on('data', (d: Buffer) => (bytesToHost += d.length));
       socket.pipe(channel);
     }

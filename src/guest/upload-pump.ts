@@ -1,6 +1,8 @@
 import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { FRAME_HEADER_SIZE } from '../../mux/index.js';
 import type { MuxChannel } from '../../mux/index.js';
+import { FdPortStream } from './fd-port-stream.js';
 
 // The guest's upload path (local client → port) without a copy or an allocation per read. Under emulation the
 // guest's CPU decides the speed of uploads, and the ordinary path (socket 'data' → pipe → channel.write →
@@ -51,10 +53,22 @@ function userBufferSymbols(): UserBufferSymbols | null {
 }
 
 /**
+ * Whether the pump may feed frames to `port`. It reuses a buffer as soon as its frame's write called back, which
+ * is safe only where that callback means the port copied the bytes out: a socket (libuv wrote them to the
+ * kernel; the poll-based virtio stream is one too) or FdPortStream (write(2) returned). Any other Duplex, such
+ * as the in-memory transport of `spicedav demo`, may hand the buffer itself on, and the next read into it would
+ * rewrite bytes the host has not consumed yet: corrupted uploads.
+ */
+export function portCopiesWrites(port: Duplex): boolean {
+  return port instanceof Socket || port instanceof FdPortStream;
+}
+
+/**
  * Sends what `socket` receives to `channel` as in-place frames, ending the channel at the socket's EOF, with at
  * most MAX_IN_FLIGHT frames outstanding (the socket stops reading meanwhile). `onBytes` counts what was read.
  * Returns false, changing nothing, when this Node does not allow it: then pipe the socket instead. The socket
- * must not have started reading (net.Server's pauseOnConnect).
+ * must not have started reading (net.Server's pauseOnConnect), and the channel's transport must pass
+ * {@link portCopiesWrites}.
  */
 export function pumpUpload(socket: Socket, channel: MuxChannel, onBytes: (n: number) => void): boolean {
   const sym = userBufferSymbols();
