@@ -2,7 +2,8 @@
 // Runs node's test runner over the built tests (dist/test/**/*.test.js).
 // `npm test` builds first (pretest); `node scripts/run-tests.mjs mux dav/put` runs only the test files whose
 // path contains one of the given words, which is what you want while working on one part.
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -42,5 +43,9 @@ const concurrency = process.env.TEST_CONCURRENCY ?? '1';
 // No test may hang the run: each gets 5 minutes unless it declares its own { timeout } (the VM tests do).
 const timeout = process.env.TEST_TIMEOUT ?? '300000';
 const args = ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, '--test-reporter=spec', ...files];
-const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
+// The servers the tests start keep dead properties and locks under $XDG_STATE_HOME/spicedav unless told
+// otherwise: point it at a directory of this run's own, so a run neither reads nor litters the user's.
+const stateHome = mkdtempSync(join(tmpdir(), 'spicedav-test-state-'));
+const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root, env: { ...process.env, XDG_STATE_HOME: stateHome } });
+rmSync(stateHome, { recursive: true, force: true });
 process.exit(r.status ?? 1);
