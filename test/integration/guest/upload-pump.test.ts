@@ -2,10 +2,15 @@ import test from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
+import { openSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { MuxSession } from '../../../mux/index.js';
-import { pumpUpload } from '../../../src/guest/upload-pump.js';
+import { createMemoryTransport } from '../../../src/host/index.js';
+import { FdPortStream } from '../../../src/guest/fd-port-stream.js';
+import { portCopiesWrites, pumpUpload } from '../../../src/guest/upload-pump.js';
 import { duplexPair } from '../../helpers/duplex-pair.js';
 import { RawPeer, until } from '../mux/harness.js';
 import { tcp, within } from './helpers.js';
@@ -28,6 +33,8 @@ async function acceptedPair(t: TestContext): Promise<{ client: Socket; accepted:
 
 test('upload pump: an accepted socket is read into frames built in place, byte-exact, then the channel ends', async (t) => {
   const { client, accepted } = await acceptedPair(t);
+  // An in-memory pair passes buffers on, which the pump may not reuse under (portCopiesWrites); RawPeer copies
+  // each payload as it arrives, and that is what makes this pair a fit transport here.
   const [hostSide, guestSide] = duplexPair();
   const host = new RawPeer(hostSide);
   const guest = new MuxSession(guestSide, { role: 'guest' });
@@ -69,4 +76,30 @@ test('upload pump: a transport that does not drain stops the socket after a few 
   hostSide.resume();
   await until(() => counted === data.length, 'the whole upload read once the transport drains', 20_000);
   await until(() => host.dataFor(ch.id).length > 0, 'frames at the host');
+});
+
+// The pump reuses a buffer once its frame's write called back. Which ports that is safe on decides both
+// correctness (the in-memory transport must be excluded: it passes buffers on by reference) and the guest's
+// upload speed in a VM (the real port streams must be included).
+
+test('the port streams of a real guest copy what they are written: the pump may run', async () => {
+  const socket = new Socket();
+  assert.equal(portCopiesWrites(socket), true, 'a socket (unix-socket device; the poll-based virtio stream is one too)');
+  socket.destroy();
+  const port = new FdPortStream(openSync('/dev/null', 'r+'));
+  assert.equal(portCopiesWrites(port), true, 'the thread-pool virtio stream');
+  port.destroy(); // closes the fd
+  await finished(port).catch(() => {});
+});
+
+test('in-memory Duplexes hand buffers on: the pump must not run over them', async () => {
+  assert.equal(portCopiesWrites(new PassThrough()), false);
+  const { transport, guestEnd } = createMemoryTransport();
+  transport.start();
+  const guestSide = await guestEnd.open(new AbortController().signal);
+  try {
+    assert.equal(portCopiesWrites(guestSide), false, 'the transport of `spicedav demo`');
+  } finally {
+    await transport.close();
+  }
 });
