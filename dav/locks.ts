@@ -13,11 +13,16 @@
  *   {"ext":["urn:uuid:…",3600,1795000000000]}  {"rm":["urn:uuid:…"]}  {"rmw":"/a"}
  *
  * A lock is granted under the journal's lock after catching up, so two processes never both grant conflicting
- * locks. It lives as long as the server that granted it, as it did when locks lived in one process's memory: a
- * server that closes releases its locks, and the locks of a process that is gone (its pid no longer alive on this
- * host, or alive as another process: pid 1 in a container) are dropped by the others, so a crashed server cannot
- * leave a file locked for the days a client may ask for. Expiry times are wall-clock, which every process on a
- * host shares.
+ * locks. A lock belongs to its client, not to the server process: when the server that granted it goes away (it
+ * closed, was killed, or its pid is dead or reused on this host), the lock is *orphaned*, not dropped. For a grace
+ * period (`orphanGrace`, default 30 minutes, never past the lock's own timeout) it still guards the file and its
+ * token still works, so an editor in the guest whose `share` was restarted saves through the new one; the first
+ * request that submits the token makes the server it reaches the lock's holder again (`claim`). An orphan nobody
+ * claims in time is dropped, so a crashed server cannot leave a file locked for the days a client may ask for.
+ * Expiry times are wall-clock, which every process on a host shares; locks granted on another host sharing the
+ * state directory end by their timeout only (whether that server lives is not known here).
+ *
+ *   {"orph":[["urn:uuid:…"],1795000000000]}  (its server closed)   {"own":[["urn:uuid:…"],"4243 host 1c2d…"]}
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -43,18 +48,29 @@ export interface Lock {
   expires: number;
 }
 
-/** A lock as the journal keeps it: with the process that granted it, `pid host nonce`. */
+/** A lock as the journal keeps it: with the process that holds it, `pid host nonce`, or none since `orphaned`. */
 interface HeldLock extends Lock {
+  /** The server process that holds it; '' once it is orphaned. */
   by: string;
+  /** When it was found without a server (ms since the epoch): it ends `orphanGrace` later unless claimed. */
+  orphaned?: number;
 }
 
-type LockOp = { add: HeldLock } | { ext: [token: string, timeout: number, expires: number] } | { rm: string[] } | { rmw: DavPath };
+type LockOp =
+  | { add: HeldLock }
+  | { ext: [token: string, timeout: number, expires: number] }
+  | { rm: string[] }
+  | { rmw: DavPath }
+  | { orph: [tokens: string[], at: number] }
+  | { own: [tokens: string[], by: string] };
 
 /** Limits and clock of a LockManager. */
 export interface LockManagerOptions {
   defaultTimeout: number;
   maxTimeout: number;
   maxLocks: number;
+  /** Seconds an orphaned lock (its server gone) is kept for its client to come back through another server. Default 1800. */
+  orphanGrace?: number;
   /** Clock in ms; tests pass a fake one. */
   now?: () => number;
 }
@@ -63,28 +79,39 @@ const HOST = hostname();
 /** This process as a lock's `by` names it; the nonce tells it from an earlier process that had the same pid. */
 const THIS_PROCESS = `${process.pid} ${HOST} ${randomBytes(6).toString('hex')}`;
 
-/** Whether the process that granted a lock is gone. One on another host is not known: its locks end by timeout. */
-function grantorGone(by: string): boolean {
+/** Whether the process that holds a lock is gone. One on another host is not known: its locks end by timeout. */
+function holderGone(by: string): boolean {
   const [pid, host] = by.split(' ');
   if (host !== HOST) return false;
   if (Number(pid) === process.pid) return by !== THIS_PROCESS;
   return !processAlive(Number(pid));
 }
 
-/** How long whether a grantor is alive is taken as known (finding out is a kill(2)). */
-const GRANTOR_CHECK_MS = 1000;
+/**
+ * The grace of an orphaned lock, in seconds: davfs2's own lock timeout (its `lock_timeout`), which it refreshes before
+ * the end, so a davfs2 mount in the guest always comes back within it. A client that next writes or refreshes later
+ * than that (an editor left open over lunch, its host side restarted) finds its lock gone, as with no grace: a longer
+ * one would keep crashed servers' files locked against everyone else for as long.
+ */
+export const DEFAULT_ORPHAN_GRACE = 1800;
 
-/** The locks as the journal says they are, less those expired or orphaned, and how each change applies to them. */
+/** How long whether a holder is alive is taken as known (finding out is a kill(2)). */
+const HOLDER_CHECK_MS = 1000;
+
+/** The locks as the journal says they are, less those expired or orphaned too long, and how each change applies. */
 class LockTable implements JournalState<LockOp> {
   readonly locks = new Map<string, HeldLock>();
   readonly #now: () => number;
-  #nextExpiry = Infinity;
-  /** Whether the process that granted a lock (its `by`) is gone, as found since #grantorsChecked. */
+  readonly #graceMs: number;
+  /** The earliest time a lock ends (its timeout, or its orphan grace): until then purge has nothing to drop. */
+  #nextEnd = Infinity;
+  /** Whether the process that holds a lock (its `by`) is gone, as found since #holdersChecked. */
   readonly #gone = new Map<string, boolean>();
-  #grantorsChecked = -Infinity;
+  #holdersChecked = -Infinity;
 
-  constructor(now: () => number) {
+  constructor(now: () => number, graceMs: number) {
     this.#now = now;
+    this.#graceMs = graceMs;
   }
 
   get size(): number {
@@ -99,48 +126,84 @@ class LockTable implements JournalState<LockOp> {
 
   clear(): void {
     this.locks.clear();
-    this.#nextExpiry = Infinity;
+    this.#nextEnd = Infinity;
   }
 
   apply(op: LockOp): void {
     if ('add' in op) {
       this.locks.set(op.add.token, op.add);
-      this.#nextExpiry = Math.min(this.#nextExpiry, op.add.expires);
+      this.#scheduled(op.add);
     } else if ('ext' in op) {
       const [token, timeout, expires] = op.ext;
       const lock = this.locks.get(token);
       if (!lock) return;
       lock.timeout = timeout;
       lock.expires = expires;
-      this.#nextExpiry = Math.min(this.#nextExpiry, expires);
+      this.#scheduled(lock);
     } else if ('rm' in op) {
       for (const token of op.rm) this.locks.delete(token);
-    } else {
+    } else if ('rmw' in op) {
       for (const l of [...this.locks.values()]) if (isWithin(l.path, op.rmw)) this.locks.delete(l.token);
+    } else if ('orph' in op) {
+      for (const token of op.orph[0]) {
+        const lock = this.locks.get(token);
+        if (lock) this.#orphan(lock, op.orph[1]);
+      }
+    } else {
+      for (const token of op.own[0]) {
+        const lock = this.locks.get(token);
+        if (!lock) continue;
+        lock.by = op.own[1];
+        delete lock.orphaned;
+      }
     }
   }
 
-  /** Drop expired locks, and those of processes that are gone (each grantor looked for again once a second). */
+  /** Tokens among `tokens` of live locks that no live server holds. */
+  orphans(tokens: Iterable<string>): string[] {
+    this.purge();
+    return [...tokens].filter((t) => this.locks.get(t)?.by === '');
+  }
+
+  /**
+   * Drop expired locks and orphans past their grace, and orphan the locks of servers that are gone (each holder
+   * looked for again once a second).
+   */
   purge(): void {
     const now = this.#now();
-    if (now >= this.#nextExpiry) {
-      let next = Infinity;
-      for (const l of this.locks.values()) {
-        if (l.expires <= now) this.locks.delete(l.token);
-        else next = Math.min(next, l.expires);
-      }
-      this.#nextExpiry = next;
-    }
-    if (now - this.#grantorsChecked >= GRANTOR_CHECK_MS) {
-      this.#grantorsChecked = now;
+    if (now - this.#holdersChecked >= HOLDER_CHECK_MS) {
+      this.#holdersChecked = now;
       this.#gone.clear();
     }
     for (const l of this.locks.values()) {
-      if (l.by === THIS_PROCESS) continue;
+      if (l.by === THIS_PROCESS || l.by === '') continue;
       let gone = this.#gone.get(l.by);
-      if (gone === undefined) this.#gone.set(l.by, (gone = grantorGone(l.by)));
-      if (gone) this.locks.delete(l.token);
+      if (gone === undefined) this.#gone.set(l.by, (gone = holderGone(l.by)));
+      if (gone) this.#orphan(l, now);
     }
+    if (now < this.#nextEnd) return;
+    let next = Infinity;
+    for (const l of this.locks.values()) {
+      const end = this.#end(l);
+      if (end <= now) this.locks.delete(l.token);
+      else next = Math.min(next, end);
+    }
+    this.#nextEnd = next;
+  }
+
+  #orphan(lock: HeldLock, at: number): void {
+    lock.by = '';
+    lock.orphaned ??= at;
+    this.#scheduled(lock);
+  }
+
+  /** When a lock ends: its timeout, or sooner the end of its grace once orphaned. */
+  #end(lock: HeldLock): number {
+    return lock.orphaned === undefined ? lock.expires : Math.min(lock.expires, lock.orphaned + this.#graceMs);
+  }
+
+  #scheduled(lock: HeldLock): void {
+    this.#nextEnd = Math.min(this.#nextEnd, this.#end(lock));
   }
 }
 
@@ -162,8 +225,8 @@ export class LockManager {
 
   /** Open (and replay) the lock journal at `file`, or keep the locks in memory only when `file` is null. */
   static async open(file: string | null, log: Logger, limits: LockManagerOptions, journal: SharedJournalOptions = {}): Promise<LockManager> {
-    const opts = { now: Date.now, ...limits };
-    const table = new LockTable(opts.now);
+    const opts = { now: Date.now, orphanGrace: DEFAULT_ORPHAN_GRACE, ...limits };
+    const table = new LockTable(opts.now, opts.orphanGrace * 1000);
     return new LockManager(table, await SharedJournal.open(file, table, { what: 'lock store', code: 'DAV_ERR_LOCKSTORE' }, log, journal), opts, log);
   }
 
@@ -268,9 +331,31 @@ export class LockManager {
   }
 
   /**
-   * Release the locks this manager granted (the server is going away: nobody could refresh them), then close the
-   * journal. A lock store that cannot be written then is not worth failing the shutdown for: the others drop the
-   * locks of a process that is gone anyway.
+   * Become the holder of the orphaned locks among `tokens` (the lock tokens a request submits): the client came back
+   * through this server, so the lock lives on with it instead of ending with its grace. Nothing is written when no
+   * token names an orphan, the usual case. A store that cannot be written does not fail the request: the lock then
+   * stays an orphan, and its grace runs on.
+   */
+  async claim(tokens: ReadonlySet<string>): Promise<void> {
+    if (this.#table.orphans(tokens).length === 0) return;
+    let claimed: string[] = [];
+    await this.#journal
+      .commit(() => {
+        claimed = this.#table.orphans(tokens);
+        return claimed.length ? { own: [claimed, THIS_PROCESS] } : null;
+      })
+      .catch((err: unknown) => {
+        claimed = [];
+        this.#log.warn({ err: (err as Error).message }, 'could not take over an orphaned WebDAV lock; it ends with its grace');
+      });
+    for (const token of claimed) this.#mine.add(token);
+    if (claimed.length) this.#log.info({ locks: claimed.length }, 'took over WebDAV locks of a server that is gone');
+  }
+
+  /**
+   * Orphan the locks this server holds (it is going away: a restarted server takes them over when their clients come
+   * back, see the top of this file), then close the journal. A lock store that cannot be written then is not worth
+   * failing the shutdown for: the others orphan the locks of a process that is gone anyway.
    */
   async close(): Promise<void> {
     const mine = [...this.#mine];
@@ -278,10 +363,10 @@ export class LockManager {
     if (mine.length) {
       await this.#journal
         .commit(() => {
-          const held = mine.filter((t) => this.#table.locks.has(t));
-          return held.length ? { rm: held } : null;
+          const held = mine.filter((t) => this.#table.locks.get(t)?.by === THIS_PROCESS);
+          return held.length ? { orph: [held, this.#opts.now()] } : null;
         })
-        .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, "could not release this server's WebDAV locks; they end with the process"));
+        .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, "could not hand over this server's WebDAV locks; the others find them orphaned"));
     }
     await this.#journal.close();
   }

@@ -1,5 +1,6 @@
 import type { Logger } from '../src/log.js';
 import type { SymlinkPolicy } from './paths.js';
+import { DEFAULT_ORPHAN_GRACE } from './locks.js';
 
 /** Limits of a DavServer. Every one is a named option; the defaults are below in `DEFAULT_LIMITS`. */
 export interface DavLimits {
@@ -17,6 +18,11 @@ export interface DavLimits {
   maxLockTimeout: number;
   /** Most locks held at once; more LOCK requests get 503. */
   maxLocks: number;
+  /**
+   * Seconds a lock outlives the server that granted it (closed or killed) for its client to come back, through a
+   * restarted server or another one serving the folder; never past the lock's own timeout.
+   */
+  orphanLockGrace: number;
   /** Largest PUT body in bytes (Infinity = no limit); more is a 413 and the old file stays. */
   maxUploadBytes: number;
   /** Milliseconds a client may take to send a request's headers (Node's headersTimeout); bodies are never timed. */
@@ -40,6 +46,7 @@ export const DEFAULT_LIMITS: Readonly<DavLimits> = Object.freeze({
   defaultLockTimeout: 3600,
   maxLockTimeout: 7 * 24 * 3600,
   maxLocks: 10_000,
+  orphanLockGrace: DEFAULT_ORPHAN_GRACE,
   maxUploadBytes: Infinity,
   headersTimeout: 60_000,
   keepAliveTimeout: 0,

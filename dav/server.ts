@@ -93,7 +93,7 @@ async function openState(o: DavServerOptions, root: string, limits: DavLimits, l
     throw unavailable('props', 'properties', err);
   });
   try {
-    const lockLimits = { defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks };
+    const lockLimits = { defaultTimeout: limits.defaultLockTimeout, maxTimeout: limits.maxLockTimeout, maxLocks: limits.maxLocks, orphanGrace: limits.orphanLockGrace };
     return { props, locks: await LockManager.open(file('locks'), log, lockLimits, { readOnly, inlineIo }) };
   } catch (err) {
     await props.close();
@@ -291,6 +291,8 @@ export class DavServer extends EventEmitter {
       // What other processes serving this folder locked or unlocked since (one stat(2) when nothing): every
       // request that checks or shows locks. GET and HEAD without an If header, the hot path, never look.
       if (handler.write || req.method === 'PROPFIND' || req.headers.if !== undefined) await shared.locks.sync();
+      // A client that submits the token of a lock whose server went away (a restarted `share`) keeps its lock.
+      if (req.headers.if !== undefined && !ctx.dav.readOnly) await shared.locks.claim(ctx.submittedTokens());
       await handler.handle(ctx);
     } catch (err) {
       if (ctx) sendError(ctx, err);

@@ -142,31 +142,74 @@ test('two processes granting the same exclusive lock at once: exactly one gets i
   await Promise.all([a.close(), b.close()]);
 });
 
-test('a server that closes releases its locks; the locks of a process that is gone are dropped', async (t) => {
+/** A lock line as another server process would have appended it, on `path` with token `urn:uuid:<path>`. */
+const added = (path: string, by: string, expires = Date.now() + 600_000) =>
+  JSON.stringify({ add: { token: `urn:uuid:${path}`, path, depth: 0, scope: 'exclusive', owner: null, timeout: 600, expires, by } }) + '\n';
+
+test('a lock outlives its server for the grace: it still guards the file, and its client takes it back through another', async (t) => {
   const file = join(await tempDir(t), 'locks.jsonl');
-  const a = await LockManager.open(file, silentLogger, limits);
-  const b = await LockManager.open(file, silentLogger, limits);
-  await a.create(req('/a'));
-  const kept = await b.create(req('/b'));
+  const clock = { now: Date.now() };
+  const opts = { ...limits, orphanGrace: 60, now: () => clock.now };
+  const a = await LockManager.open(file, silentLogger, opts);
+  const b = await LockManager.open(file, silentLogger, opts);
+  await a.create(req('/dropped'));
+  const claimed = await a.create(req('/claimed'));
   await a.close();
   await b.sync();
-  assert.deepEqual(b.covering('/a'), [], 'closed: released');
+  assert.equal(b.covering('/dropped').length, 1, 'a closed server hands its locks over, it does not release them');
+  assert.equal(await status(b.create(req('/dropped', 'shared'))), 423, 'an orphan still guards its file');
+  await b.claim(new Set([claimed.token, 'urn:uuid:not-a-lock']));
+  clock.now += 60_000;
+  assert.deepEqual(b.covering('/dropped'), [], 'an orphan nobody claimed ends with its grace');
+  assert.equal(b.get(claimed.token)?.path, '/claimed', 'a claimed lock lives on past the grace');
+  assert.equal(await status(b.create(req('/dropped'))), 0);
+  await b.close();
+
+  // The claim is in the journal: a third process replaying it sees the lock held (by b, now gone: orphaned again).
+  clock.now += 1_000;
+  const c = await LockManager.open(file, silentLogger, opts);
+  assert.equal(c.get(claimed.token)?.path, '/claimed');
+  clock.now += 60_000;
+  assert.equal(c.get(claimed.token), undefined, 'b closed too: its grace has passed');
+  await c.close();
+});
+
+test('the locks of a process that is gone are orphaned: kept for the grace, then dropped unless claimed', async (t) => {
+  const file = join(await tempDir(t), 'locks.jsonl');
+  const clock = { now: Date.now() };
+  const b = await LockManager.open(file, silentLogger, { ...limits, orphanGrace: 60, now: () => clock.now });
+  const kept = await b.create(req('/b'));
   // Locks other servers granted and never released: one killed on this host, one earlier process that had this
   // pid (pid 1 in a container), and one on another host sharing the state directory (only its timeout ends it).
-  const future = Date.now() + 600_000;
-  const line = (path: string, by: string) => JSON.stringify({ add: { token: `urn:uuid:${path}`, path, depth: 0, scope: 'exclusive', owner: null, timeout: 600, expires: future, by } }) + '\n';
-  await appendFile(file, line('/killed', `${deadPid()} ${hostname()} 0a0b0c`) + line('/reused', `${process.pid} ${hostname()} 0a0b0c`) + line('/remote', '77 elsewhere 0a0b0c'));
+  const expires = clock.now + 600_000;
+  await appendFile(file, added('/killed', `${deadPid()} ${hostname()} 0a0b0c`, expires) + added('/reused', `${process.pid} ${hostname()} 0a0b0c`, expires) + added('/remote', '77 elsewhere 0a0b0c', expires) + added('/back', `${deadPid()} ${hostname()} 0a0b0c`, expires));
   await b.sync();
+  for (const path of ['/killed', '/reused', '/remote', '/back']) assert.equal(b.covering(path).length, 1, `${path} is kept for now`);
+  assert.equal(await status(b.create(req('/killed'))), 423, 'an orphan blocks others during its grace');
+  await b.claim(new Set(['urn:uuid:/back']));
+  clock.now += 60_000;
   assert.deepEqual(b.covering('/killed'), []);
   assert.deepEqual(b.covering('/reused'), []);
-  assert.equal(b.covering('/remote').length, 1);
-  assert.equal(await status(b.create(req('/killed'))), 0, 'an orphaned lock blocks nobody');
+  assert.equal(b.covering('/remote').length, 1, 'a lock of another host ends by its timeout only');
+  assert.equal(b.covering('/back').length, 1, 'its client came back in time');
+  assert.equal(await status(b.create(req('/killed'))), 0, 'after its grace an orphan blocks nobody');
   assert.ok(b.get(kept.token), 'its own lock stays');
+  clock.now += 600_000;
+  assert.equal(b.get('urn:uuid:/back'), undefined, 'a claimed lock still ends with its own timeout');
   await b.close();
-  const reopened = await LockManager.open(file, silentLogger, limits);
-  assert.deepEqual(reopened.covering('/b'), [], 'b released its own locks when it closed');
-  assert.equal(reopened.covering('/remote').length, 1);
-  await reopened.close();
+});
+
+test('an orphan never outlives its own timeout, however long the grace', async (t) => {
+  const file = join(await tempDir(t), 'locks.jsonl');
+  const clock = { now: Date.now() };
+  const a = await LockManager.open(file, silentLogger, { ...limits, orphanGrace: 3600, now: () => clock.now });
+  const l = await a.create(req('/a', 'exclusive', 0, [30]));
+  await a.close();
+  const b = await LockManager.open(file, silentLogger, { ...limits, orphanGrace: 3600, now: () => clock.now });
+  assert.ok(b.get(l.token));
+  clock.now += 30_000;
+  assert.equal(b.get(l.token), undefined);
+  await b.close();
 });
 
 test('a read-only server sees the locks of the others', async (t) => {
@@ -188,6 +231,7 @@ test('the journal is compacted: a long day of LOCK and UNLOCK leaves a short fil
   assert.ok(lines.length < 100, `${lines.length} lines`);
   await m.close();
   const again = await LockManager.open(file, silentLogger, limits);
-  assert.equal(again.size, 0, `${held.token} was released at close`);
+  assert.deepEqual([...again.covering('/held')].map((l) => l.token), [held.token], 'only the lock still held when it closed is left');
+  assert.equal(again.size, 1);
   await again.close();
 });
