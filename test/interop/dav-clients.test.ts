@@ -12,11 +12,13 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DavServer } from '../../dav/index.js';
 import { requireTool } from '../helpers/tools.js';
+import { startCli } from '../helpers/cli.js';
 
 interface Run {
   code: number | null;
@@ -82,28 +84,45 @@ async function startDav(t: test.TestContext) {
   return { base, root, url: `http://127.0.0.1:${port}/`, port, beforeClose: (f: () => Promise<unknown>) => first.push(f) };
 }
 
-test('davfs2: copy a tree in, read it back byte-exact, rename, delete', { timeout: 240_000 }, async (t) => {
-  if (!requireTool(t, 'mount.davfs', 'davfs2')) return;
-  if (process.getuid?.() !== 0) return t.skip('mounting davfs2 needs root');
+/** Whether davfs2 can be mounted here (root, /dev/fuse, the package); skips the test when not. */
+async function canMountDavfs2(t: test.TestContext): Promise<boolean> {
+  if (!requireTool(t, 'mount.davfs', 'davfs2')) return false;
+  if (process.getuid?.() !== 0) {
+    t.skip('mounting davfs2 needs root');
+    return false;
+  }
   try {
     await access('/dev/fuse');
+    return true;
   } catch {
-    return t.skip('no /dev/fuse');
+    t.skip('no /dev/fuse');
+    return false;
   }
-  const { base, root, url, beforeClose } = await startDav(t);
-  const src = join(base, 'src');
+}
+
+/** How to mount `url` with davfs2 at `base`/mnt: its own cache (so reads come from the server), uploads at once, locks. */
+async function davfs2(base: string, url: string) {
   const mnt = join(base, 'mnt');
   await mkdir(mnt);
-  const files = await makeTree(src);
-  // A private configuration: its own cache (so the read-back comes from the server) and immediate uploads.
   // mount.davfs drops to its own user (davfs2), which must reach the cache: open the path to it.
   const conf = join(base, 'davfs2.conf');
   await chmod(base, 0o755);
   await mkdir(join(base, 'cache'), { mode: 0o777 });
   await chmod(join(base, 'cache'), 0o777);
   await writeFile(conf, `cache_dir ${join(base, 'cache')}\ndelay_upload 0\nuse_locks 1\n`);
-  const mount = () => run('mount', ['-t', 'davfs', '-o', `conf=${conf},username=nobody`, url, mnt], { input: '\n', timeoutMs: 30_000 });
-  const umount = () => run('umount', [mnt], { timeoutMs: 60_000 });
+  return {
+    mnt,
+    mount: () => run('mount', ['-t', 'davfs', '-o', `conf=${conf},username=nobody`, url, mnt], { input: '\n', timeoutMs: 30_000 }),
+    umount: () => run('umount', [mnt], { timeoutMs: 60_000 }),
+  };
+}
+
+test('davfs2: copy a tree in, read it back byte-exact, rename, delete', { timeout: 240_000 }, async (t) => {
+  if (!(await canMountDavfs2(t))) return;
+  const { base, root, url, beforeClose } = await startDav(t);
+  const src = join(base, 'src');
+  const { mnt, mount, umount } = await davfs2(base, url);
+  const files = await makeTree(src);
   let mounted = false;
   beforeClose(async () => {
     if (mounted) await run('umount', ['-l', mnt], { timeoutMs: 60_000 });
@@ -137,6 +156,45 @@ test('davfs2: copy a tree in, read it back byte-exact, rename, delete', { timeou
   await assert.rejects(stat(join(root, 'tree', 'small.txt')));
   await assert.rejects(stat(join(root, 'tree', 'ünïcödé')));
   assert.ok(!(await readdir(root)).some((n) => n.startsWith('.spicedav-')), 'no temporary file left');
+});
+
+test('davfs2 saves a file it holds open and locked across a kill and restart of the server', { timeout: 120_000 }, async (t) => {
+  if (!(await canMountDavfs2(t))) return;
+  const base = await mkdtemp(join(tmpdir(), 'spicedav-clients-'));
+  const share = join(base, 'share');
+  await mkdir(share);
+  await writeFile(join(share, 'report.txt'), 'v1\n');
+  const serve = async (port: number) => {
+    const cli = startCli(t, ['serve', share, '--port', String(port), '--state-dir', join(base, 'state')]);
+    return { cli, port: Number((await cli.waitFor(/at http:\/\/127\.0\.0\.1:(\d+)\//))[1]) };
+  };
+  const first = await serve(0);
+  const { mnt, mount, umount } = await davfs2(base, `http://127.0.0.1:${first.port}/`);
+  let mounted = false;
+  t.after(async () => {
+    if (mounted) await run('umount', ['-l', mnt], { timeoutMs: 60_000 });
+    await rm(base, { recursive: true, force: true });
+  });
+  const m = await mount();
+  assert.equal(m.code, 0, m.out);
+  mounted = true;
+  // Opened for writing, davfs2 locks the file; it uploads and unlocks when the file is closed.
+  const file = await open(join(mnt, 'report.txt'), 'r+');
+  await file.write('v2 saved across the restart\n', 0);
+  await file.sync();
+  const discovery = await fetch(`http://127.0.0.1:${first.port}/report.txt`, { method: 'PROPFIND', headers: { Depth: '0' }, body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>' });
+  assert.match(await discovery.text(), /urn:uuid:/, 'davfs2 holds a lock on the open file');
+  await first.cli.stop('SIGKILL');
+  const again = await serve(first.port);
+  await file.close();
+  // davfs2 uploads after the close returns: wait for the new content, or for it to be given up.
+  const deadline = Date.now() + 20_000;
+  let content = '';
+  while (Date.now() < deadline && (content = await readFile(join(share, 'report.txt'), 'utf8')) === 'v1\n') await sleep(200);
+  assert.equal(content, 'v2 saved across the restart\n', 'the upload with the lock token of the killed server is stored');
+  assert.equal((await umount()).code, 0);
+  mounted = false;
+  assert.equal(await again.cli.stop('SIGTERM'), 0, again.cli.stderr);
 });
 
 test('cadaver: put, get, mkcol, move, propset/propget, delete', { timeout: 120_000 }, async (t) => {
