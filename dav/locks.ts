@@ -108,6 +108,8 @@ class LockTable implements JournalState<LockOp> {
   /** Whether the process that holds a lock (its `by`) is gone, as found since #holdersChecked. */
   readonly #gone = new Map<string, boolean>();
   #holdersChecked = -Infinity;
+  /** Told of the locks `purge` found orphaned, to put in the journal: every process then counts the same grace. */
+  onOrphaned: ((tokens: string[], at: number) => void) | null = null;
 
   constructor(now: () => number, graceMs: number) {
     this.#now = now;
@@ -175,12 +177,16 @@ class LockTable implements JournalState<LockOp> {
       this.#holdersChecked = now;
       this.#gone.clear();
     }
+    let found: string[] | null = null;
     for (const l of this.locks.values()) {
       if (l.by === THIS_PROCESS || l.by === '') continue;
       let gone = this.#gone.get(l.by);
       if (gone === undefined) this.#gone.set(l.by, (gone = holderGone(l.by)));
-      if (gone) this.#orphan(l, now);
+      if (!gone) continue;
+      this.#orphan(l, now);
+      (found ??= []).push(l.token);
     }
+    if (found) this.onOrphaned?.(found, now);
     if (now < this.#nextEnd) return;
     let next = Infinity;
     for (const l of this.locks.values()) {
@@ -191,9 +197,10 @@ class LockTable implements JournalState<LockOp> {
     this.#nextEnd = next;
   }
 
+  /** The earliest time any process found it orphaned counts, so all of them end its grace together. */
   #orphan(lock: HeldLock, at: number): void {
     lock.by = '';
-    lock.orphaned ??= at;
+    lock.orphaned = Math.min(lock.orphaned ?? at, at);
     this.#scheduled(lock);
   }
 
@@ -215,6 +222,7 @@ export class LockManager {
   readonly #log: Logger;
   /** Tokens this manager granted: released by `close`. */
   readonly #mine = new Set<string>();
+  #closed = false;
 
   private constructor(table: LockTable, journal: SharedJournal<LockOp>, opts: Required<LockManagerOptions>, log: Logger) {
     this.#table = table;
@@ -227,7 +235,9 @@ export class LockManager {
   static async open(file: string | null, log: Logger, limits: LockManagerOptions, journal: SharedJournalOptions = {}): Promise<LockManager> {
     const opts = { now: Date.now, orphanGrace: DEFAULT_ORPHAN_GRACE, ...limits };
     const table = new LockTable(opts.now, opts.orphanGrace * 1000);
-    return new LockManager(table, await SharedJournal.open(file, table, { what: 'lock store', code: 'DAV_ERR_LOCKSTORE' }, log, journal), opts, log);
+    const manager = new LockManager(table, await SharedJournal.open(file, table, { what: 'lock store', code: 'DAV_ERR_LOCKSTORE' }, log, journal), opts, log);
+    if (file !== null && !journal.readOnly) table.onOrphaned = (tokens, at) => manager.#publishOrphans(tokens, at);
+    return manager;
   }
 
   /** Apply what other processes serving this folder locked and unlocked since the last look. */
@@ -358,6 +368,7 @@ export class LockManager {
    * failing the shutdown for: the others orphan the locks of a process that is gone anyway.
    */
   async close(): Promise<void> {
+    this.#closed = true;
     const mine = [...this.#mine];
     this.#mine.clear();
     if (mine.length) {
@@ -369,6 +380,21 @@ export class LockManager {
         .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, "could not hand over this server's WebDAV locks; the others find them orphaned"));
     }
     await this.#journal.close();
+  }
+
+  /**
+   * Write down when this process found locks orphaned (their server died): the others, and servers started later,
+   * then end their grace at the same moment rather than counting from when each of them looked. Best effort: without
+   * it each process counts from its own look.
+   */
+  #publishOrphans(tokens: string[], at: number): void {
+    if (this.#closed) return;
+    this.#journal
+      .commit(() => {
+        const still = tokens.filter((t) => this.#table.locks.get(t)?.by === '');
+        return still.length ? { orph: [still, at] } : null;
+      })
+      .catch((err: unknown) => this.#log.debug({ err: (err as Error).message }, 'could not note orphaned WebDAV locks in the journal'));
   }
 
   #live(): IterableIterator<HeldLock> {

@@ -199,6 +199,24 @@ test('the locks of a process that is gone are orphaned: kept for the grace, then
   await b.close();
 });
 
+test("the grace of a killed server's lock runs from when the first process found it, in every process", async (t) => {
+  const file = join(await tempDir(t), 'locks.jsonl');
+  const clock = { now: Date.now() };
+  const opts = { ...limits, orphanGrace: 60, now: () => clock.now };
+  const b = await LockManager.open(file, silentLogger, opts);
+  await appendFile(file, added('/killed', `${deadPid()} ${hostname()} 0a0b0c`, clock.now + 600_000));
+  await b.sync();
+  assert.equal(b.covering('/killed').length, 1, 'b finds the lock orphaned, and notes when in the journal');
+  await b.sync();
+  clock.now += 40_000;
+  const c = await LockManager.open(file, silentLogger, opts);
+  assert.equal(c.covering('/killed').length, 1);
+  clock.now += 20_000;
+  assert.deepEqual(c.covering('/killed'), [], 'a server started later ends the grace with b, not a minute after its own look');
+  assert.deepEqual(b.covering('/killed'), []);
+  await Promise.all([b.close(), c.close()]);
+});
+
 test('an orphan never outlives its own timeout, however long the grace', async (t) => {
   const file = join(await tempDir(t), 'locks.jsonl');
   const clock = { now: Date.now() };
