@@ -11,7 +11,7 @@ import { buildRoot } from '../../helpers/paths.js';
 const run = (script: string, ...args: string[]) => spawnSync(process.execPath, [join(buildRoot, 'bench', script), ...args], { encoding: 'utf8', timeout: 20_000 });
 
 test('--help prints the usage and exits 0 without measuring', () => {
-  for (const script of ['mux.js', 'dav.js', 'vm.js', 'fuzz-mux.js']) {
+  for (const script of ['mux.js', 'dav.js', 'vm.js', 'soak.js', 'fuzz-mux.js']) {
     const r = run(script, '--help');
     assert.equal(r.status, 0, `${script}: ${r.stderr}`);
     assert.match(r.stdout, /^usage: npm run (bench|fuzz):/, script);
