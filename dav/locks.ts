@@ -22,7 +22,8 @@
  * Expiry times are wall-clock, which every process on a host shares; locks granted on another host sharing the
  * state directory end by their timeout only (whether that server lives is not known here).
  *
- *   {"orph":[["urn:uuid:…"],1795000000000]}  (its server closed)   {"own":[["urn:uuid:…"],"4243 host 1c2d…"]}
+ *   {"orph":[["urn:uuid:…"],1795000000000]}  (its server closed, or was found gone: when)
+ *   {"own":[["urn:uuid:…"],"4243 host 1c2d…"]}  (claimed by the server its client came back through)
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';

@@ -20,7 +20,8 @@ export interface DavLimits {
   maxLocks: number;
   /**
    * Seconds a lock outlives the server that granted it (closed or killed) for its client to come back, through a
-   * restarted server or another one serving the folder; never past the lock's own timeout.
+   * restarted server or another one serving the folder; never past the lock's own timeout. 0: a lock ends with its
+   * server.
    */
   orphanLockGrace: number;
   /** Largest PUT body in bytes (Infinity = no limit); more is a 413 and the old file stays. */

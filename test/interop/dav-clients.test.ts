@@ -6,7 +6,8 @@
  *
  * The server runs in this process, so every client — and every file operation on the mount, which FUSE turns
  * into requests to this very server — runs as a child process, asynchronously; a synchronous call here would
- * deadlock the event loop that has to answer it.
+ * deadlock the event loop that has to answer it. The one exception is the davfs2 test of a server killed while the
+ * mount holds a lock: a server that can be killed and restarted has to be a process of its own (`spicedav serve`).
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
