@@ -191,7 +191,6 @@ async function main(): Promise<void> {
     process.stderr.write('\n');
   }
   const temporaries = (await readdir(share)).filter((n) => n.startsWith('.spicedav-'));
-  const guestFdsNow = sample(guest.child.pid)?.fds;
   const guestLinks = await Promise.all(readdirSync(`/proc/${guest.child.pid}/fd`).map((fd) => readlink(`/proc/${guest.child.pid}/fd/${fd}`).catch(() => '?')));
   await host.stop('SIGTERM');
   await guest.stop('SIGTERM');
@@ -203,7 +202,7 @@ async function main(): Promise<void> {
     console.log(`  ${name.padEnd(8)} ${String(t.ok).padStart(6)} ok  ${String(t.down).padStart(5)} while the share was down  ${t.violations.length} violations`);
     for (const v of [...new Set(t.violations)].slice(0, 5)) console.log(`           ${v}`);
   }
-  console.log(`  guest    RSS ${mem.guestRss} MiB, descriptors ${mem.guestFds}; at the end ${guestFdsNow} (${guestLinks.filter((l) => l.startsWith('socket:')).length} sockets)`);
+  console.log(`  guest    RSS ${mem.guestRss} MiB, descriptors ${mem.guestFds}; at the end ${guestLinks.length} (${guestLinks.filter((l) => l.startsWith('socket:')).length} sockets)`);
   console.log(`  share    RSS ${mem.shareRss} MiB, descriptors ${mem.shareFds}`);
   console.log(`  temporaries left in the share: ${temporaries.length} (a killed share leaves its upload's; the next listing after a day removes them)`);
   const violations = atomicT.violations.length + trafficT.violations.length + lockT.violations.length;

@@ -49,11 +49,11 @@ export interface Lock {
   expires: number;
 }
 
-/** A lock as the journal keeps it: with the process that holds it, `pid host nonce`, or none since `orphaned`. */
+/** A lock as the journal keeps it: with the process that holds it, `pid host nonce`, and whether it is orphaned. */
 interface HeldLock extends Lock {
-  /** The server process that holds it; '' once it is orphaned. */
+  /** The server process that holds it, or held it last when `orphaned` is set. */
   by: string;
-  /** When it was found without a server (ms since the epoch): it ends `orphanGrace` later unless claimed. */
+  /** When it was found without a server (ms since the epoch), if it was: it ends `orphanGrace` later unless claimed. */
   orphaned?: number;
 }
 
@@ -165,7 +165,7 @@ class LockTable implements JournalState<LockOp> {
   /** Tokens among `tokens` of live locks that no live server holds. */
   orphans(tokens: Iterable<string>): string[] {
     this.purge();
-    return [...tokens].filter((t) => this.locks.get(t)?.by === '');
+    return [...tokens].filter((t) => this.locks.get(t)?.orphaned !== undefined);
   }
 
   /**
@@ -180,7 +180,7 @@ class LockTable implements JournalState<LockOp> {
     }
     let found: string[] | null = null;
     for (const l of this.locks.values()) {
-      if (l.by === THIS_PROCESS || l.by === '') continue;
+      if (l.by === THIS_PROCESS || l.orphaned !== undefined) continue;
       let gone = this.#gone.get(l.by);
       if (gone === undefined) this.#gone.set(l.by, (gone = holderGone(l.by)));
       if (!gone) continue;
@@ -200,7 +200,6 @@ class LockTable implements JournalState<LockOp> {
 
   /** The earliest time any process found it orphaned counts, so all of them end its grace together. */
   #orphan(lock: HeldLock, at: number): void {
-    lock.by = '';
     lock.orphaned = Math.min(lock.orphaned ?? at, at);
     this.#scheduled(lock);
   }
@@ -375,7 +374,10 @@ export class LockManager {
     if (mine.length) {
       await this.#journal
         .commit(() => {
-          const held = mine.filter((t) => this.#table.locks.get(t)?.by === THIS_PROCESS);
+          const held = mine.filter((t) => {
+            const lock = this.#table.locks.get(t);
+            return lock?.by === THIS_PROCESS && lock.orphaned === undefined;
+          });
           return held.length ? { orph: [held, this.#opts.now()] } : null;
         })
         .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, "could not hand over this server's WebDAV locks; the others find them orphaned"));
@@ -392,7 +394,7 @@ export class LockManager {
     if (this.#closed) return;
     this.#journal
       .commit(() => {
-        const still = tokens.filter((t) => this.#table.locks.get(t)?.by === '');
+        const still = tokens.filter((t) => this.#table.locks.get(t)?.orphaned !== undefined);
         return still.length ? { orph: [still, at] } : null;
       })
       .catch((err: unknown) => this.#log.debug({ err: (err as Error).message }, 'could not note orphaned WebDAV locks in the journal'));
