@@ -155,12 +155,32 @@ export class SharedJournal<Op> {
     });
   }
 
-  /** Finish pending changes and close the journal. */
+  /**
+   * Finish pending changes and close the journal; one whose state is empty is removed, so that every folder shared
+   * once, for a minute, does not leave two files in the state directory for good.
+   */
   async close(): Promise<void> {
     await this.#queue;
+    if (this.#fd !== null && this.#lock && this.#state.size === 0) await this.#removeIfEmpty();
     const fd = this.#fd;
     this.#fd = null;
     if (fd !== null) await this.#io.close(fd);
+  }
+
+  /**
+   * Under the lock and caught up, so no other process's change is lost: the journal still replays to nothing. The
+   * others see it gone (an empty state, as before) and the next change makes it anew. Only tidying, so failures
+   * (a busy lock, a read-only directory) leave it in place.
+   */
+  async #removeIfEmpty(): Promise<void> {
+    try {
+      await this.#locked(async () => {
+        await this.#catchUpLocked();
+        if (this.#state.size === 0) await this.#io.unlink(this.#file as string, this.#consumed);
+      });
+    } catch (err) {
+      this.#log.debug({ file: this.#file, err: (err as Error).message }, `${this.#names.what}: empty, but not removed`);
+    }
   }
 
   /** Whether the journal is as last read, by one inline stat(2): what every `sync` finds, but rarely. */

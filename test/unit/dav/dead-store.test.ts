@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, lstat, mkdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { access, appendFile, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -215,6 +215,36 @@ test('a journal removed behind the server\'s back: its properties are gone, and 
   assert.deepEqual([...(again.get('/b')?.keys() ?? [])], [propKey('u', 'b')]);
   assert.equal(again.get('/a'), undefined);
   await again.close();
+});
+
+test('a journal that replays to nothing is removed on close, unless another process wrote to it meanwhile', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'p.jsonl');
+  const s = await DeadPropStore.open(file, silentLogger);
+  await s.patch('/a', [prop('u', 'a', '1')], []);
+  await s.patch('/a', [], [propKey('u', 'a')]);
+  await s.close();
+  assert.deepEqual(await readdir(dir), [], 'neither the journal nor its lock file is left');
+
+  const a = await DeadPropStore.open(file, silentLogger);
+  const b = await DeadPropStore.open(file, silentLogger);
+  await b.patch('/b', [prop('u', 'b', '1')], []);
+  await a.close(); // a has not seen b's change: it must catch up before it decides
+  const reader = await DeadPropStore.open(file, silentLogger, { readOnly: true });
+  assert.deepEqual([...(reader.get('/b')?.keys() ?? [])], [propKey('u', 'b')]);
+
+  await b.patch('/b', [], [propKey('u', 'b')]);
+  await reader.close();
+  await access(file); // a read-only process never removes it
+  const passer = await DeadPropStore.open(file, silentLogger);
+  await passer.close();
+  await assert.rejects(access(file), /ENOENT/, 'empty, and closed by a writer: removed');
+  // b is still open on the file removed: its next change makes a new one, which the next process replays.
+  await b.patch('/c', [prop('u', 'c', '1')], []);
+  const next = await DeadPropStore.open(file, silentLogger);
+  assert.deepEqual([...(next.get('/c')?.keys() ?? [])], [propKey('u', 'c')]);
+  await Promise.all([b.close(), next.close()]);
+  await access(file);
 });
 
 test('a state directory without symbolic links (exFAT): the lock is a file, and it works the same', async (t) => {

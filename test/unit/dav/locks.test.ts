@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -238,6 +238,21 @@ test('a read-only server sees the locks of the others', async (t) => {
   await reader.sync();
   assert.deepEqual(reader.covering('/x/y').map((x) => x.token), [l.token]);
   await Promise.all([reader.close(), w.close()]);
+});
+
+test('the journal is removed on close once no lock is left in it, and kept while one is', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'locks.jsonl');
+  const m = await LockManager.open(file, silentLogger, limits);
+  await m.remove((await m.create(req('/done'))).token);
+  await m.close();
+  assert.deepEqual(await readdir(dir), []);
+  const held = await LockManager.open(file, silentLogger, limits);
+  const l = await held.create(req('/held'));
+  await held.close();
+  const again = await LockManager.open(file, silentLogger, limits);
+  assert.equal(again.get(l.token)?.path, '/held', 'a lock its server handed over on close stays in the journal');
+  await again.close();
 });
 
 test('the journal is compacted: a long day of LOCK and UNLOCK leaves a short file', async (t) => {
