@@ -82,15 +82,28 @@ async function atomic(share: string, until: number, t: Tally): Promise<void> {
   }
 }
 
-async function traffic(until: number, t: Tally): Promise<void> {
+/** When the share was last killed: a violation says how long after. */
+let lastKill = 0;
+
+async function traffic(share: string, until: number, t: Tally): Promise<void> {
+  // What each path was sent lately, so a wrong GET can say whose bytes it returned.
+  const sent = new Map<string, { i: number; data: Buffer }[]>();
   for (let i = 0; Date.now() < until; i++) {
     const path = `/small-${i % 50}.bin`;
     const data = randomBytes(1 + (i % 7) * 1000);
+    const history = [{ i, data }, ...(sent.get(path) ?? [])].slice(0, 4);
+    sent.set(path, history);
     const put = await http('PUT', path, { body: data });
     const got = await http('GET', path);
     const list = await http('PROPFIND', '/', { headers: { Depth: '1' } });
     const del = await http('DELETE', path);
-    if (put && put.status < 300 && got?.status === 200 && !got.body.equals(data)) t.violations.push(`GET ${path} is not what its PUT sent`);
+    if (put && put.status < 300 && got?.status === 200 && !got.body.equals(data)) {
+      const whose = (b: Buffer | null) => (b === null ? 'nothing' : `${b.length} bytes, ${history.find((h) => h.data.equals(b)) ? `round ${history.find((h) => h.data.equals(b))?.i}'s` : 'no recent round\'s'}`);
+      const disk = await readFile(join(share, path)).catch(() => null);
+      t.violations.push(
+        `GET ${path} is not what its PUT sent (round ${i}, PUT ${put.status}, ${data.length} bytes): it gave ${whose(got.body)}; on disk now ${whose(disk)}; ${Date.now() - lastKill} ms after a kill`,
+      );
+    }
     if (list && list.status !== 207 && list.status < 500) t.violations.push(`PROPFIND / answered ${list.status}`);
     if ([put, got, list, del].some(failed)) t.down++;
     else t.ok++;
@@ -166,6 +179,7 @@ async function main(): Promise<void> {
     while (Date.now() + args['kill-every'] * 1000 < until) {
       await sleep(args['kill-every'] * 1000);
       await host.stop('SIGKILL');
+      lastKill = Date.now();
       kills++;
       await sleep(1000);
       await startShare();
@@ -184,7 +198,7 @@ async function main(): Promise<void> {
     }
   }, 5000);
   const ticker = process.stderr.isTTY ? setInterval(() => process.stderr.write(`\r${Math.ceil((until - Date.now()) / 1000)} s left, ${kills} kills   `), 1000) : null;
-  await Promise.all([atomic(share, until, atomicT), traffic(until, trafficT), lock(until, lockT), killer]);
+  await Promise.all([atomic(share, until, atomicT), traffic(share, until, trafficT), lock(until, lockT), killer]);
   clearInterval(sampler);
   if (ticker) {
     clearInterval(ticker);
