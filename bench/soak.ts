@@ -98,7 +98,11 @@ async function traffic(share: string, until: number, t: Tally): Promise<void> {
     const list = await http('PROPFIND', '/', { headers: { Depth: '1' } });
     const del = await http('DELETE', path);
     if (put && put.status < 300 && got?.status === 200 && !got.body.equals(data)) {
-      const whose = (b: Buffer | null) => (b === null ? 'nothing' : `${b.length} bytes, ${history.find((h) => h.data.equals(b)) ? `round ${history.find((h) => h.data.equals(b))?.i}'s` : 'no recent round\'s'}`);
+      const whose = (b: Buffer | null): string => {
+        if (b === null) return 'nothing';
+        const from = history.find((h) => h.data.equals(b));
+        return `${b.length} bytes, ${from ? `round ${from.i}'s` : "no recent round's"}`;
+      };
       const disk = await readFile(join(share, path)).catch(() => null);
       t.violations.push(
         `GET ${path} is not what its PUT sent (round ${i}, PUT ${put.status}, ${data.length} bytes): it gave ${whose(got.body)}; on disk now ${whose(disk)}; ${Date.now() - lastKill} ms after a kill`,
