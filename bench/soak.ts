@@ -95,19 +95,20 @@ async function traffic(share: string, until: number, t: Tally): Promise<void> {
     sent.set(path, history);
     const put = await http('PUT', path, { body: data });
     const got = await http('GET', path);
-    const list = await http('PROPFIND', '/', { headers: { Depth: '1' } });
-    const del = await http('DELETE', path);
     if (put && put.status < 300 && got?.status === 200 && !got.body.equals(data)) {
+      // Read before this round's DELETE: what the file holds says whether the upload or the answer went wrong.
+      const disk = await readFile(join(share, path)).catch(() => null);
       const whose = (b: Buffer | null): string => {
         if (b === null) return 'nothing';
         const from = history.find((h) => h.data.equals(b));
         return `${b.length} bytes, ${from ? `round ${from.i}'s` : "no recent round's"}`;
       };
-      const disk = await readFile(join(share, path)).catch(() => null);
       t.violations.push(
-        `GET ${path} is not what its PUT sent (round ${i}, PUT ${put.status}, ${data.length} bytes): it gave ${whose(got.body)}; on disk now ${whose(disk)}; ${Date.now() - lastKill} ms after a kill`,
+        `GET ${path} is not what its PUT sent (round ${i}, PUT ${put.status}, ${data.length} bytes): it gave ${whose(got.body)}; on disk ${whose(disk)}; ${Date.now() - lastKill} ms after a kill`,
       );
     }
+    const list = await http('PROPFIND', '/', { headers: { Depth: '1' } });
+    const del = await http('DELETE', path);
     if (list && list.status !== 207 && list.status < 500) t.violations.push(`PROPFIND / answered ${list.status}`);
     if ([put, got, list, del].some(failed)) t.down++;
     else t.ok++;
