@@ -4,7 +4,7 @@
  * half-written file and an aborted upload leaves the old one. Metadata calls go through `Io` (inline or
  * thread pool, see io.ts); listings go through the MetaCache when there is one.
  */
-import { constants as C, createWriteStream, type Stats } from 'node:fs';
+import fs, { constants as C, createWriteStream, type Stats } from 'node:fs';
 import { link, mkdir, readdir, rmdir, unlink, utimes, statfs, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -283,8 +283,9 @@ export class FsStorage implements Storage {
             }
           },
         });
-        // 1 MiB in flight to the disk: 256 KiB cost 40 % of a local PUT's speed for 4 MiB less memory.
-        await pipeline(body, counter, createWriteStream('', { fd, autoClose: false, highWaterMark: 1024 * 1024 }));
+        // 1 MiB in flight to the disk: 256 KiB cost 40 % of a local PUT's speed for 4 MiB less memory. The stream
+        // "closes" with FD_STAYS_OPEN once its last write is done, and pipeline() settles only then.
+        await pipeline(body, counter, createWriteStream('', { fd, fs: FD_STAYS_OPEN, highWaterMark: 1024 * 1024 }));
       }
       // The new file keeps the old one's permissions exactly (open's mode is filtered by the umask).
       if (old !== null) await io.fchmod(fd, old.mode);
@@ -616,6 +617,20 @@ function readSmall(body: Readable, count: (n: number) => void): Promise<Buffer> 
     else body.once('close', cut);
   });
 }
+
+/**
+ * The file system a commit's WriteStream uses: Node's, except that closing does nothing, because the descriptor
+ * is #commit's to close, once. A destroyed WriteStream closes its fd even with `autoClose: false`, and pipeline()
+ * destroys it when the upload is cut: #commit's own close was then a second one, and by then the number could
+ * belong to a file another request had just opened, which that close took from it (its GET failed with EBADF),
+ * or handed on to the next open (a GET answered with another file's bytes). Found by `npm run bench:soak`.
+ */
+const FD_STAYS_OPEN = {
+  open: fs.open,
+  write: fs.write,
+  writev: fs.writev,
+  close: (_fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => cb(null),
+};
 
 /** Temporary names: a random per-process prefix and a counter (O_EXCL catches the impossible collision). */
 const tempPrefix = randomBytes(4).toString('hex');
