@@ -41,7 +41,13 @@ interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
+  /** The client socket's local port: which connection carried it (the guest logs it per mux id with --verbose). */
+  port: number | undefined;
 }
+
+/** Why requests failed, counted by method and cause: with no kill, any is a fault to chase. */
+const downCauses = new Map<string, number>();
+const countDown = (cause: string): void => void downCauses.set(cause, (downCauses.get(cause) ?? 0) + 1);
 
 /** One request through the guest; `null` when the connection failed (the share is being restarted). */
 function http(method: string, path: string, o: { body?: Buffer; headers?: Record<string, string>; cutAt?: number } = {}): Promise<Answer | null> {
@@ -49,11 +55,21 @@ function http(method: string, path: string, o: { body?: Buffer; headers?: Record
     const req = request(`${BASE}${path}`, { method, headers: { ...o.headers, ...(o.body ? { 'Content-Length': String(o.body.length) } : {}) }, timeout: 30_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', () => resolve(null));
+      res.on('end', () => {
+        if ((res.statusCode ?? 0) >= 500) countDown(`${method} ${res.statusCode}`);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), port: req.socket?.localPort });
+      });
+      res.on('error', (err: NodeJS.ErrnoException) => {
+        countDown(`${method} response ${err.code ?? err.message}`);
+        resolve(null);
+      });
     });
-    req.on('error', () => resolve(null));
-    req.on('timeout', () => req.destroy());
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // The cut upload's own destroy() is not a failure.
+      if (o.cutAt === undefined) countDown(`${method} ${err.code ?? err.message}`);
+      resolve(null);
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })));
     if (o.cutAt !== undefined && o.body) {
       // An upload the client gives up on halfway: what the server holds must never replace the file.
       req.write(o.body.subarray(0, o.cutAt), () => setTimeout(() => req.destroy(), 50));
@@ -63,7 +79,19 @@ function http(method: string, path: string, o: { body?: Buffer; headers?: Record
   });
 }
 
+/** When the share was last killed: a violation says how long after. */
+let lastKill = 0;
+
 const failed = (r: { status: number } | null) => r === null || r.status >= 500;
+
+/**
+ * An answer whose status does not fit its request is a violation: another request's answer (a 200 of 1 MiB to
+ * a DELETE) means answers crossed or shifted on a connection, which byte checks alone miss for bodiless requests.
+ */
+function expect(t: Tally, what: string, r: Answer | null, ...statuses: number[]): void {
+  if (r === null || r.status >= 500 || statuses.includes(r.status)) return;
+  t.violations.push(`${what} answered ${r.status} (${r.body.length} bytes, ETag ${r.headers.etag ?? 'none'}, local port ${r.port}); ${Date.now() - lastKill} ms after a kill`);
+}
 
 async function atomic(share: string, until: number, t: Tally): Promise<void> {
   const size = args.size * 1024;
@@ -74,6 +102,9 @@ async function atomic(share: string, until: number, t: Tally): Promise<void> {
     const put = await http('PUT', '/keep.bin', { body: a });
     await http('PUT', '/keep.bin', { body: b, cutAt: size >> 1 });
     const got = await http('GET', '/keep.bin');
+    expect(t, 'PUT keep.bin', put, 201, 204);
+    // 404 only when no PUT got through: the share was down from the start.
+    expect(t, 'GET keep.bin', got, ...(failed(put) ? [200, 404] : [200]));
     const disk = await readFile(join(share, 'keep.bin')).catch(() => null);
     if (disk && !whole(disk)) t.violations.push(`keep.bin on disk is neither A nor B (${disk.length} bytes)`);
     if (got?.status === 200 && !whole(got.body)) t.violations.push(`GET keep.bin gave neither A nor B (${got.body.length} bytes)`);
@@ -81,9 +112,6 @@ async function atomic(share: string, until: number, t: Tally): Promise<void> {
     else t.ok++;
   }
 }
-
-/** When the share was last killed: a violation says how long after. */
-let lastKill = 0;
 
 async function traffic(share: string, until: number, t: Tally): Promise<void> {
   // What each path was sent lately, so a wrong GET can say whose bytes it returned.
@@ -95,6 +123,10 @@ async function traffic(share: string, until: number, t: Tally): Promise<void> {
     sent.set(path, history);
     const put = await http('PUT', path, { body: data });
     const got = await http('GET', path);
+    expect(t, `PUT ${path}`, put, 201, 204);
+    // A PUT cut by a kill may not have stored the file: then 404 is the right answer to GET and DELETE.
+    const gone = failed(put) ? [404] : [];
+    expect(t, `GET ${path}`, got, 200, ...gone);
     if (put && put.status < 300 && got?.status === 200 && !got.body.equals(data)) {
       // Read before this round's DELETE: what the file holds says whether the upload or the answer went wrong.
       const disk = await readFile(join(share, path)).catch(() => null);
@@ -104,12 +136,14 @@ async function traffic(share: string, until: number, t: Tally): Promise<void> {
         return `${b.length} bytes, ${from ? `round ${from.i}'s` : "no recent round's"}`;
       };
       t.violations.push(
-        `GET ${path} is not what its PUT sent (round ${i}, PUT ${put.status}, ${data.length} bytes): it gave ${whose(got.body)}; on disk ${whose(disk)}; ${Date.now() - lastKill} ms after a kill`,
+        `GET ${path} is not what its PUT sent (round ${i}, PUT ${put.status}, ${data.length} bytes): it gave ${whose(got.body)} ` +
+          `on local port ${got.port}; on disk ${whose(disk)}; ${Date.now() - lastKill} ms after a kill`,
       );
     }
     const list = await http('PROPFIND', '/', { headers: { Depth: '1' } });
     const del = await http('DELETE', path);
-    if (list && list.status !== 207 && list.status < 500) t.violations.push(`PROPFIND / answered ${list.status}`);
+    expect(t, 'PROPFIND /', list, 207);
+    expect(t, `DELETE ${path}`, del, 204, ...gone);
     if ([put, got, list, del].some(failed)) t.down++;
     else t.ok++;
   }
@@ -126,6 +160,7 @@ async function lock(until: number, t: Tally): Promise<void> {
   for (let i = 0; token && Date.now() < until; i++) {
     const r = await http('PUT', '/locked.txt', { body: Buffer.from(`version ${i}\n`), headers: { If: `(<${token}>)` } });
     if (r?.status === 412) t.violations.push('the lock on /locked.txt was lost: a write with its token got 412');
+    else expect(t, 'PUT /locked.txt', r, 201, 204);
     if (failed(r)) t.down++;
     else if (r && r.status < 300) t.ok++;
     await sleep(250);
@@ -221,6 +256,7 @@ async function main(): Promise<void> {
     console.log(`  ${name.padEnd(8)} ${String(t.ok).padStart(6)} ok  ${String(t.down).padStart(5)} while the share was down  ${t.violations.length} violations`);
     for (const v of [...new Set(t.violations)].slice(0, 5)) console.log(`           ${v}`);
   }
+  if (downCauses.size) console.log(`  failures ${[...downCauses].map(([c, n]) => `${c} ×${n}`).join(', ')}`);
   console.log(`  guest    RSS ${mem.guestRss} MiB, descriptors ${mem.guestFds}; at the end ${guestLinks.length} (${guestLinks.filter((l) => l.startsWith('socket:')).length} sockets)`);
   console.log(`  share    RSS ${mem.shareRss} MiB, descriptors ${mem.shareFds}`);
   console.log(`  temporaries left in the share: ${temporaries.length} (a killed share leaves its upload's; the next listing after a day removes them)`);
