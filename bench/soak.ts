@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startCli, type RunningCli } from '../test/helpers/cli.js';
 import { benchArgs } from './args.js';
 
-const USAGE = `usage: npm run bench:soak [-- --minutes N] [--kill-every S] [--size KiB]
+const USAGE = `usage: npm run bench:soak [-- --minutes N] [--kill-every S] [--size KiB] [--only W,W]
 
 Runs \`spicedav guest\` (its port a unix socket) and \`spicedav share --qemu-socket\` on it, and kills the share
 with SIGKILL every --kill-every seconds (default 20), restarting it a second later: a viewer that crashes, a
@@ -20,11 +20,22 @@ host that goes away mid-transfer. Meanwhile, through the guest's port, until --m
   traffic  PUT, GET (byte-exact), PROPFIND and DELETE of small files
   lock     one file locked once, then written with its token: the lock must survive every restart (never 412)
 
-Requests that fail while the share is down are counted as such; a wrong byte, a mixed file or a lost lock is a
-violation, and the exit code is 1. Samples the RSS and open descriptors of both processes every 5 s and prints
-their range (the guest lives throughout: its figures should stay flat). --size: the atomic files (default 1024).`;
+Requests that fail while the share is down are counted as such, and why they failed is printed (with no kill,
+--kill-every 1000, nothing should fail). A wrong byte, a mixed file, a lost lock or an answer whose status does
+not fit its request (answers crossing connections) is a violation, and the exit code is 1. Samples the RSS and
+open descriptors of both processes every 5 s and prints their range (the guest lives throughout: its figures
+should stay flat). --size: the atomic files (default 1024). --only: run just these workloads (default all three),
+to find which one a fault needs.`;
 
-const args = benchArgs(USAGE, { minutes: 5, 'kill-every': 20, size: 1024 });
+const args = benchArgs(USAGE, { minutes: 5, 'kill-every': 20, size: 1024, only: 'atomic,traffic,lock' });
+const WORKLOADS = ['atomic', 'traffic', 'lock'];
+const only = new Set(args.only.split(','));
+for (const w of only) {
+  if (!WORKLOADS.includes(w)) {
+    console.error(`--only takes workloads among ${WORKLOADS.join(', ')}, not '${w}'\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
 const PORT = 19_843 + Math.floor(Math.random() * 500);
 const BASE = `http://127.0.0.1:${PORT}`;
 
@@ -41,7 +52,7 @@ interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
-  /** The client socket's local port: which connection carried it (the guest logs it per mux id with --verbose). */
+  /** The client socket's local port: which connection carried it, to tell connections apart in a report. */
   port: number | undefined;
 }
 
@@ -238,7 +249,12 @@ async function main(): Promise<void> {
     }
   }, 5000);
   const ticker = process.stderr.isTTY ? setInterval(() => process.stderr.write(`\r${Math.ceil((until - Date.now()) / 1000)} s left, ${kills} kills   `), 1000) : null;
-  await Promise.all([atomic(share, until, atomicT), traffic(share, until, trafficT), lock(until, lockT), killer]);
+  await Promise.all([
+    only.has('atomic') && atomic(share, until, atomicT),
+    only.has('traffic') && traffic(share, until, trafficT),
+    only.has('lock') && lock(until, lockT),
+    killer,
+  ]);
   clearInterval(sampler);
   if (ticker) {
     clearInterval(ticker);
@@ -253,6 +269,7 @@ async function main(): Promise<void> {
 
   console.log(`soak: ${args.minutes} min, share killed ${kills} times (every ${args['kill-every']} s)`);
   for (const [name, t] of Object.entries({ atomic: atomicT, traffic: trafficT, lock: lockT })) {
+    if (!only.has(name)) continue;
     console.log(`  ${name.padEnd(8)} ${String(t.ok).padStart(6)} ok  ${String(t.down).padStart(5)} while the share was down  ${t.violations.length} violations`);
     for (const v of [...new Set(t.violations)].slice(0, 5)) console.log(`           ${v}`);
   }

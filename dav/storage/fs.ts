@@ -626,7 +626,7 @@ function readSmall(body: Readable, count: (n: number) => void): Promise<Buffer> 
  * or handed on to the next open (a GET answered with another file's bytes). Found by `npm run bench:soak`.
  */
 const FD_STAYS_OPEN = {
-  open: fs.open,
+  // No `open`: the stream is given its fd, so it never opens one.
   write: fs.write,
   writev: fs.writev,
   close: (_fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => cb(null),
