@@ -17,6 +17,11 @@ export const GuestErrorCode = {
   NO_HOST: 'GUEST_ERR_NO_HOST',
   /** The SPICE client (host) went away; every local connection of that session was closed. */
   HOST_LOST: 'GUEST_ERR_HOST_LOST',
+  /**
+   * The host closed a connection in the middle of a response (its server failed mid-body): the rest will never
+   * come, so the local connection was closed too, and its client sees a short response instead of waiting.
+   */
+  RESPONSE_CUT: 'GUEST_ERR_RESPONSE_CUT',
   /** start() after close(), or the proxy was closed while something waited on it. */
   CLOSED: 'GUEST_ERR_CLOSED',
 } as const;

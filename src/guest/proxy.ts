@@ -4,6 +4,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MuxSession } from '../../mux/index.js';
 import { portCopiesWrites, pumpUpload } from './upload-pump.js';
+import { HttpExchangeTracker } from './http-framing.js';
 import type { MuxChannel, MuxSessionOptions } from '../../mux/index.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -97,8 +98,13 @@ export interface GuestProxyStats {
   connectionsTotal: number;
   /** Local clients that got the 503 (no host in time, or too many waiting). */
   connectionsRefused: number;
-  /** Size-0 frames from the host that left the TCP connection open (spice-webdavd compatibility). */
+  /** Size-0 frames from the host (spice-webdavd compatibility: between responses they leave the connection open). */
   hostCloses: number;
+  /**
+   * Those that came in the middle of a response, or ended one delimited by the close: the local connection was
+   * closed with them, since keeping it would leave its client waiting for bytes that will never come.
+   */
+  hostClosesMidResponse: number;
   /** Times a host attached / was lost. */
   hostAttaches: number;
   hostLosses: number;
@@ -134,8 +140,9 @@ const LOCAL_WRITE_BOUND = 512 * 1024;
  * Lifecycle: `start()` binds the listeners (and fails if it cannot), then waits for a host on the port. While a
  * host is attached each accepted connection gets `session.open()` (a fresh id, never a live one) and is piped
  * both ways with backpressure; the mux keeps a stalled client from blocking the others. A size-0 frame from the
- * host leaves the TCP connection open (`'hostclose'`; the next bytes start a new connection on the host, as with
- * spice-webdavd). When the host leaves, every local connection is closed, the listeners stay bound, mDNS is
+ * host between responses leaves the TCP connection open (`'hostclose'`; the next bytes start a new connection on
+ * the host, as with spice-webdavd); one in the middle of a response closes it, so that the client sees the cut
+ * (http-framing.ts). When the host leaves, every local connection is closed, the listeners stay bound, mDNS is
  * withdrawn, and the port is watched again until the next host. Connections arriving without a host wait
  * `waitForHost` ms, then get a 503 (see {@link GuestProxyOptions.waitForHost}).
  *
@@ -155,6 +162,7 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     connectionsTotal: 0,
     connectionsRefused: 0,
     hostCloses: 0,
+    hostClosesMidResponse: 0,
     hostAttaches: 0,
     hostLosses: 0,
     lastResumeMs: undefined,
@@ -400,14 +408,45 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     this.#stats.connectionsTotal++;
     let bytesToHost = 0;
     let bytesFromHost = 0;
-    if (!this.#pumpUploads || !pumpUpload(socket, channel, (n) => (bytesToHost += n))) {
-      socket.on('data', (d: Buffer) => (bytesToHost += d.length));
+    // Where the HTTP exchange stands, so that a host close can be told apart: between responses, or cutting one.
+    const exchange = new HttpExchangeTracker();
+    const sent = (d: Buffer): void => {
+      bytesToHost += d.length;
+      exchange.request(d);
+    };
+    if (!this.#pumpUploads || !pumpUpload(socket, channel, sent)) {
+      socket.on('data', sent);
       socket.pipe(channel);
     }
-    this.#forwardDownload(channel, socket, (n) => (bytesFromHost += n));
+    let reason: string | undefined;
+    const judgeHostClose = (): void => {
+      const meaning = exchange.closeMeaning();
+      const id = channel.id.toString();
+      if (meaning === 'idle' || meaning === 'unknown') {
+        this.#log.debug({ id, meaning }, 'host closed its side; keeping the local connection (spice-webdavd behaviour)');
+        return;
+      }
+      this.#stats.hostClosesMidResponse++;
+      if (meaning === 'truncated') {
+        reason = GuestErrorCode.RESPONSE_CUT;
+        this.#log.info({ id, remote }, 'host closed in the middle of a response; closing the local connection so its client sees the cut instead of waiting');
+      } else {
+        this.#log.debug({ id }, 'host closed to end a response that runs until the close; closing the local connection');
+      }
+      // The channel's close ends the socket after what it holds, earlier whole responses included.
+      channel.destroy();
+    };
+    // Bytes the channel still held when the host closed: they came before the close, so it is judged after them.
+    let beforeClose = 0;
+    this.#forwardDownload(channel, socket, (d) => {
+      bytesFromHost += d.length;
+      exchange.response(d);
+      if (beforeClose > 0 && (beforeClose -= d.length) <= 0) judgeHostClose();
+    });
     channel.on('hostclose', () => {
       this.#stats.hostCloses++;
-      this.#log.debug({ id: channel.id.toString() }, 'host closed its side; keeping the local connection (spice-webdavd behaviour)');
+      beforeClose = channel.readableLength;
+      if (beforeClose === 0) judgeHostClose();
     });
     channel.on('error', (err) => this.#log.debug({ id: channel.id.toString(), err: err.message }, 'mux channel error'));
     channel.once('close', () => {
@@ -420,7 +459,7 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
       // An abrupt close (reset, error) leaves the channel open: destroy it, which still tells the host (size-0).
       // After a FIN, pipe() already ended it and its last bytes and size-0 frame are on their way out.
       if (!channel.writableEnded) channel.destroy();
-      const reason = (channel.errored as (Error & { code?: string }) | null)?.code;
+      reason ??= (channel.errored as (Error & { code?: string }) | null)?.code;
       this.emit('disconnect', { id: channel.id, remote, bytesToHost, bytesFromHost, ...(reason ? { reason } : {}) });
     });
     socket.resume();
@@ -434,14 +473,14 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
    * under emulation); and the channel pauses only once the socket holds LOCAL_WRITE_BOUND bytes, not at the
    * socket's 16 KiB high-water mark, which pipe() would hit in the middle of a read's pieces.
    */
-  #forwardDownload(channel: MuxChannel, socket: Socket, onBytes: (n: number) => void): void {
+  #forwardDownload(channel: MuxChannel, socket: Socket, onChunk: (d: Buffer) => void): void {
     channel.on('data', (d: Buffer) => {
-      onBytes(d.length);
       if (socket.writableCorked === 0) {
         socket.cork();
         process.nextTick(() => socket.uncork());
       }
       if (!socket.write(d) && socket.writableLength >= LOCAL_WRITE_BOUND) channel.pause();
+      onChunk(d);
     });
     socket.on('drain', () => channel.resume());
     channel.once('end', () => socket.end());

@@ -65,12 +65,13 @@ export function portCopiesWrites(port: Duplex): boolean {
 
 /**
  * Sends what `socket` receives to `channel` as in-place frames, ending the channel at the socket's EOF, with at
- * most MAX_IN_FLIGHT frames outstanding (the socket stops reading meanwhile). `onBytes` counts what was read.
+ * most MAX_IN_FLIGHT frames outstanding (the socket stops reading meanwhile). `onChunk` sees each read before it
+ * is sent (and must not keep it: the buffer is reused).
  * Returns false, changing nothing, when this Node does not allow it: then pipe the socket instead. The socket
  * must not have started reading (net.Server's pauseOnConnect), and the channel's transport must pass
  * {@link portCopiesWrites}.
  */
-export function pumpUpload(socket: Socket, channel: MuxChannel, onBytes: (n: number) => void): boolean {
+export function pumpUpload(socket: Socket, channel: MuxChannel, onChunk: (chunk: Buffer) => void): boolean {
   const sym = userBufferSymbols();
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Uint8Array) => void } | null })._handle;
   if (!sym || typeof handle?.useUserBuffer !== 'function') return false;
@@ -80,9 +81,10 @@ export function pumpUpload(socket: Socket, channel: MuxChannel, onBytes: (n: num
   let stopped = false;
   const take = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(FRAME_HEADER_SIZE + READ_SIZE).subarray(FRAME_HEADER_SIZE);
   const onRead = (nread: number, buf: Buffer): boolean => {
-    onBytes(nread);
+    const chunk = buf.subarray(0, nread);
+    onChunk(chunk);
     inFlight++;
-    channel.writeInPlace(buf.subarray(0, nread), () => {
+    channel.writeInPlace(chunk, () => {
       inFlight--;
       free.push(buf);
       if (stopped && inFlight <= RESUME_AT && !socket.destroyed) {

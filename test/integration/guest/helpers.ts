@@ -1,7 +1,12 @@
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
-import type { GuestProxy, GuestProxyState } from '../../../src/guest/proxy.js';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { GuestProxy } from '../../../src/guest/proxy.js';
+import type { GuestProxyState } from '../../../src/guest/proxy.js';
+import { UnixSocketPortDevice } from '../../../src/guest/unix-socket-port-device.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 /** Rejects after `ms` with `what` in the message; for bounding every wait. */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -39,6 +44,8 @@ export function readBytes(stream: NodeJS.ReadableStream, n: number, ms = 5000): 
 export function readToEnd(socket: Socket, ms = 5000): Promise<Buffer> {
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
+  // After readBytes() the socket is paused on purpose, and a new 'data' listener does not undo that.
+  socket.resume();
   return within(
     once(socket, 'close').then(() => Buffer.concat(chunks)),
     ms,
@@ -69,4 +76,63 @@ export function stateReached(proxy: GuestProxy, state: GuestProxyState, ms = 500
     ms,
     `proxy state ${state}`,
   );
+}
+
+/** The bytes the host side of the port receives, consumed in order. */
+export class Wire {
+  #buf = Buffer.alloc(0);
+  #waiter: (() => void) | undefined;
+
+  constructor(socket: Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.#buf = Buffer.concat([this.#buf, d]);
+      this.#waiter?.();
+    });
+  }
+
+  /** The next `n` bytes, waiting for them (bounded). */
+  async take(n: number, ms = 3000): Promise<Buffer> {
+    await within(
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (this.#buf.length < n) return;
+          this.#waiter = undefined;
+          resolve();
+        };
+        this.#waiter = check;
+        check();
+      }),
+      ms,
+      `${n} bytes on the port`,
+    );
+    const out = this.#buf.subarray(0, n);
+    this.#buf = this.#buf.subarray(n);
+    return out;
+  }
+
+  get pending(): number {
+    return this.#buf.length;
+  }
+}
+
+/**
+ * A proxy on a port whose host end is raw bytes, not our mux: `port` is the host's end, `wire` what it receives,
+ * `tcpPort` the proxy's loopback port. Attached when it resolves.
+ */
+export async function rawHost(t: TestContext): Promise<{ proxy: GuestProxy; port: Socket; wire: Wire; tcpPort: number }> {
+  const dir = await tempDir(t);
+  const path = join(dir, 'port.sock');
+  const server = createServer();
+  server.listen(path);
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+
+  const proxy = new GuestProxy({ device: new UnixSocketPortDevice({ path }), port: 0, hosts: ['127.0.0.1'], mdns: false });
+  t.after(() => proxy.close());
+  await proxy.start();
+  const [port] = await within(accepted, 3000, 'proxy connects to the port');
+  const wire = new Wire(port);
+  await stateReached(proxy, 'attached');
+  return { proxy, port, wire, tcpPort: (proxy.addresses[0] as { port: number }).port };
 }

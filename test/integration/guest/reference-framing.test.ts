@@ -1,73 +1,15 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import type { Socket } from 'node:net';
-import { once } from 'node:events';
-import { join } from 'node:path';
-import { GuestProxy } from '../../../src/guest/proxy.js';
-import { UnixSocketPortDevice } from '../../../src/guest/unix-socket-port-device.js';
-import { tempDir } from '../../helpers/tmp.js';
-import { readBytes, stateReached, tcp, within } from './helpers.js';
+import { rawHost, readBytes, tcp } from './helpers.js';
 
 // The host end here is raw bytes, not our mux: the vectors are what spice-gtk puts on the port
 // (freedesktop/spice-gtk src/channel-webdav.c: int64 LE id | uint16 LE size | data, one frame per read of at most
 // 65535 bytes, size 0 = the server closed; protocol.md §a.1–a.4), and what it expects back.
 
-/** The bytes the host side of the port receives, consumed in order. */
-class Wire {
-  #buf = Buffer.alloc(0);
-  #waiter: (() => void) | undefined;
-
-  constructor(socket: Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d]);
-      this.#waiter?.();
-    });
-  }
-
-  /** The next `n` bytes, waiting for them (bounded). */
-  async take(n: number, ms = 3000): Promise<Buffer> {
-    await within(
-      new Promise<void>((resolve) => {
-        const check = (): void => {
-          if (this.#buf.length < n) return;
-          this.#waiter = undefined;
-          resolve();
-        };
-        this.#waiter = check;
-        check();
-      }),
-      ms,
-      `${n} bytes on the port`,
-    );
-    const out = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return out;
-  }
-
-  get pending(): number {
-    return this.#buf.length;
-  }
-}
-
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 test('byte compatibility with the reference host framing (spice-gtk vectors)', async (t) => {
-  const dir = await tempDir(t);
-  const path = join(dir, 'port.sock');
-  const server = createServer();
-  server.listen(path);
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-
-  const proxy = new GuestProxy({ device: new UnixSocketPortDevice({ path }), port: 0, hosts: ['127.0.0.1'], mdns: false });
-  t.after(() => proxy.close());
-  await proxy.start();
-  const [port] = await within(accepted, 3000, 'proxy connects to the port');
-  const wire = new Wire(port);
-  await stateReached(proxy, 'attached');
-  const tcpPort = (proxy.addresses[0] as { port: number }).port;
+  const { proxy, port, wire, tcpPort } = await rawHost(t);
 
   // 1. A request from a local client: one frame, id 1 (LE int64), size 18 (LE uint16), the bytes as sent.
   const a = await tcp(tcpPort);

@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { get, request } from 'node:http';
 import type { TestContext } from 'node:test';
 import { join } from 'node:path';
@@ -97,4 +97,35 @@ test('uploads through guest → mux → share are byte-exact (the guest reuses n
     assert.equal(statuses[i], 201);
     assert.equal(sha256(await readFile(join(dir, `up${i}.bin`))), sha256(body), 'the stored file is the body, byte for byte');
   }
+});
+
+// A file that gets shorter while it is sent cannot be finished: the server gives up on the connection, and the
+// host's size-0 reaches the guest in the middle of the response. The guest once kept the local connection (as
+// spice-webdavd does between responses), and the client waited for the missing bytes until its own timeout.
+test('a download the host gives up on mid-body ends at once for the guest client, not at its timeout', { timeout: 60_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'shrinks.bin');
+  await writeFile(file, Buffer.alloc(256 << 20, 0x61));
+  const url = `${await chain(t, dir)}/shrinks.bin`;
+  const outcome = await new Promise<{ bytes: number; how: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the client is still waiting 15 s after the cut')), 15_000);
+    get(url, (res) => {
+      assert.equal(res.statusCode, 200);
+      let bytes = 0;
+      const done = (how: string): void => {
+        clearTimeout(timer);
+        resolve({ bytes, how });
+      };
+      res.once('data', () => {
+        // The queues along the chain hold some of the file; what the server has yet to read is gone.
+        res.pause();
+        truncate(file, 0).then(() => setTimeout(() => res.resume(), 200), reject);
+      });
+      res.on('data', (d: Buffer) => (bytes += d.length));
+      res.on('error', () => done('error'));
+      res.on('end', () => done(res.complete ? 'complete' : 'cut'));
+    }).on('error', reject);
+  });
+  assert.notEqual(outcome.how, 'complete', 'the response cannot have been whole');
+  assert.ok(outcome.bytes < 256 << 20, `${outcome.bytes} bytes arrived`);
 });
