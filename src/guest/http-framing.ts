@@ -15,6 +15,11 @@ export type CloseMeaning =
   | 'truncated'
   /** A response whose body runs until the close (no length, not chunked): the close is its end. */
   | 'ends-response'
+  /**
+   * Between responses, the last of which said the connection ends after it (`Connection: close`, or HTTP/1.0
+   * without keep-alive, on either side): the close is the announced one, and the client may be waiting for it.
+   */
+  | 'announced'
   /** The bytes are not HTTP this tracker can follow (or a protocol upgrade took over). */
   | 'unknown';
 
@@ -47,11 +52,14 @@ interface Head {
   contentLength: number | 'invalid' | undefined;
   /** The last transfer coding, lower-cased; undefined without Transfer-Encoding. */
   lastCoding: string | undefined;
+  /** The sender means to keep the connection after this message (RFC 9112 §9.3). */
+  persistent: boolean;
 }
 
 function parseHead(lines: string[]): Head {
   let contentLength: Head['contentLength'];
   let codings: string | undefined;
+  let connection = '';
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
@@ -67,10 +75,18 @@ function parseHead(lines: string[]): Head {
       }
     } else if (name === 'transfer-encoding') {
       codings = codings === undefined ? value : `${codings},${value}`;
+    } else if (name === 'connection') {
+      connection += `,${value.toLowerCase()}`;
     }
   }
   const lastCoding = codings?.split(',').pop()?.trim().toLowerCase();
-  return { startLine: lines[0] as string, contentLength, lastCoding };
+  const startLine = lines[0] as string;
+  const options = new Set(connection.split(',').map((o) => o.trim()));
+  // HTTP/1.1 and later persist unless told to close; HTTP/1.0 only when asked to keep alive.
+  // The version ends a request line and starts a status line (a target may contain "HTTP/1.0" too).
+  const http10 = /^HTTP\/1\.0 | HTTP\/1\.0$/.test(startLine);
+  const persistent = !options.has('close') && (!http10 || options.has('keep-alive'));
+  return { startLine, contentLength, lastCoding, persistent };
 }
 
 /** One direction's framing: heads are read line by line (bounded), bodies are only counted. */
@@ -207,9 +223,11 @@ class MessageFramer {
  * order per direction; `closeMeaning()` says what a close from the server would mean at this point.
  */
 export class HttpExchangeTracker {
-  /** Methods of the requests sent and not yet answered, oldest first: HEAD's and CONNECT's answers differ. */
-  readonly #methods: string[] = [];
+  /** Requests sent and not yet answered, oldest first: HEAD's answer has no body, a closing one ends the connection. */
+  readonly #pending: { method: string; persistent: boolean }[] = [];
   #lost = false;
+  /** The last final response, or its request, said the connection ends after it. */
+  #announced = false;
   readonly #requests = new MessageFramer(REQUEST_LINE, (lines) => this.#requestBody(lines));
   readonly #responses = new MessageFramer(STATUS_LINE, (lines) => this.#responseBody(lines));
 
@@ -227,7 +245,7 @@ export class HttpExchangeTracker {
     const responses = this.#responses;
     if (this.#lost) return 'unknown';
     if (responses.state === State.UntilClose) return 'ends-response';
-    if (!responses.inMessage) return 'idle';
+    if (!responses.inMessage) return this.#announced ? 'announced' : 'idle';
     // A head cut before its status line could be read whole is only called a cut when it is one in the making.
     if (responses.state === State.Head && !responses.startLine.startsWith('HTTP/')) return 'unknown';
     return 'truncated';
@@ -237,8 +255,8 @@ export class HttpExchangeTracker {
     const head = parseHead(lines);
     const method = head.startLine.slice(0, head.startLine.indexOf(' '));
     // After CONNECT the bytes may be a tunnel's: not followed (nor is it a WebDAV client's business).
-    if (method === 'CONNECT' || this.#methods.length >= MAX_PENDING) return this.#lose();
-    this.#methods.push(method);
+    if (method === 'CONNECT' || this.#pending.length >= MAX_PENDING) return this.#lose();
+    this.#pending.push({ method, persistent: head.persistent });
     if (head.lastCoding !== undefined) return head.lastCoding === 'chunked' ? { kind: 'chunked' } : this.#lose();
     if (head.contentLength === 'invalid') return this.#lose();
     return head.contentLength === undefined ? { kind: 'none' } : { kind: 'length', length: head.contentLength };
@@ -251,7 +269,8 @@ export class HttpExchangeTracker {
     if (code === 101) return { kind: 'opaque' };
     if (code < 200) return { kind: 'none' };
     // A response the client did not ask for (a 408 before any request, say) is framed like a GET's.
-    const method = this.#methods.shift() ?? 'GET';
+    const { method, persistent } = this.#pending.shift() ?? { method: 'GET', persistent: true };
+    this.#announced = !persistent || !head.persistent;
     if (method === 'HEAD' || code === 204 || code === 304) return { kind: 'none' };
     if (head.lastCoding !== undefined) return head.lastCoding === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
     if (head.contentLength === 'invalid') return this.#lose();

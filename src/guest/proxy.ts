@@ -422,16 +422,23 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
     const judgeHostClose = (): void => {
       const meaning = exchange.closeMeaning();
       const id = channel.id.toString();
-      if (meaning === 'idle' || meaning === 'unknown') {
-        this.#log.debug({ id, meaning }, 'host closed its side; keeping the local connection (spice-webdavd behaviour)');
-        return;
-      }
-      this.#stats.hostClosesMidResponse++;
-      if (meaning === 'truncated') {
-        reason = GuestErrorCode.RESPONSE_CUT;
-        this.#log.info({ id, remote }, 'host closed in the middle of a response; closing the local connection so its client sees the cut instead of waiting');
-      } else {
-        this.#log.debug({ id }, 'host closed to end a response that runs until the close; closing the local connection');
+      switch (meaning) {
+        case 'idle':
+        case 'unknown':
+          this.#log.debug({ id, meaning }, 'host closed its side; keeping the local connection (spice-webdavd behaviour)');
+          return;
+        case 'truncated':
+          this.#stats.hostClosesMidResponse++;
+          reason = GuestErrorCode.RESPONSE_CUT;
+          this.#log.info({ id, remote }, 'host closed in the middle of a response; closing the local connection so its client sees the cut instead of waiting');
+          break;
+        case 'ends-response':
+          this.#stats.hostClosesMidResponse++;
+          this.#log.debug({ id }, 'host closed to end a response that runs until the close; closing the local connection');
+          break;
+        case 'announced':
+          this.#log.debug({ id }, 'host closed after a response that said it would; closing the local connection too');
+          break;
       }
       // The channel's close ends the socket after what it holds, earlier whole responses included.
       channel.destroy();

@@ -100,6 +100,23 @@ test('a response that runs until the close is ended by the host close', async (t
   assert.equal(disconnects[0]?.reason, undefined, 'a normal end, not a cut');
 });
 
+test('a host close after a response that announced it closes the local connection too (HTTP/1.0, nc-style clients)', async (t) => {
+  const { proxy, port, wire, tcpPort } = await rawHost(t);
+  const disconnects: GuestDisconnectEvent[] = [];
+  proxy.on('disconnect', (e) => disconnects.push(e));
+  const client = await tcp(tcpPort);
+  // An HTTP/1.0 client that reads to the end of the connection, like `printf 'GET / HTTP/1.0\r\n\r\n' | nc`.
+  await send(client, wire, 'GET /a HTTP/1.0\r\n\r\n');
+  const response = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello';
+  const got = readToEnd(client, 3000);
+  const disconnected = within(once(proxy, 'disconnect'), 3000, 'disconnect event');
+  port.write(Buffer.concat([frames(response), CLOSE]));
+  assert.equal((await got).toString(), response);
+  await disconnected;
+  assert.equal(disconnects[0]?.reason, undefined, 'a normal end, not a cut');
+  assert.equal(proxy.stats.hostClosesMidResponse, 0);
+});
+
 test('with the client not reading, the close is judged after the bytes that came before it', async (t) => {
   const { port, wire, tcpPort } = await rawHost(t);
   const client = await tcp(tcpPort);

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { get, request } from 'node:http';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
@@ -128,4 +130,22 @@ test('a download the host gives up on mid-body ends at once for the guest client
   });
   assert.notEqual(outcome.how, 'complete', 'the response cannot have been whole');
   assert.ok(outcome.bytes < 256 << 20, `${outcome.bytes} bytes arrived`);
+});
+
+// An HTTP/1.0 client, or any that reads to the end of the connection (`printf 'GET /f HTTP/1.0\r\n\r\n' | nc`):
+// the server answers with Connection: close and closes, and the guest must pass that close on.
+test('an HTTP/1.0 request through the chain ends with the connection, as from the server itself', { timeout: 30_000 }, async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'f.txt'), 'file body');
+  const url = new URL(await chain(t, dir));
+  const socket = connect(Number(url.port), url.hostname);
+  const chunks: Buffer[] = [];
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.write('GET /f.txt HTTP/1.0\r\n\r\n');
+  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  socket.destroy();
+  const text = Buffer.concat(chunks).toString();
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  assert.ok(text.endsWith('\r\n\r\nfile body'), 'the whole response');
+  assert.equal(closed, true, 'the connection closed after the response');
 });

@@ -45,6 +45,23 @@ test('what has no body by its request or status is whole at the end of its head'
   assert.equal(meaningAfter('', 'HTTP/1.1 408 Request Timeout\r\nContent-Length: 3\r\n\r\nab'), 'truncated');
 });
 
+test('after a response that said the connection ends, the close is the announced one', () => {
+  const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+  const get11 = 'GET /a HTTP/1.1\r\n\r\n';
+  assert.equal(meaningAfter(get11, ok), 'idle');
+  assert.equal(meaningAfter(get11, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive, Close\r\n\r\nok'), 'announced');
+  assert.equal(meaningAfter(get11, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\no'), 'truncated', 'not before its end');
+  assert.equal(meaningAfter('GET /a HTTP/1.1\r\nConnection: close\r\n\r\n', ok), 'announced', 'the client asked for it');
+  // HTTP/1.0 persists only when asked to, on both sides; a target that looks like a version does not count.
+  assert.equal(meaningAfter('GET /a HTTP/1.0\r\n\r\n', ok), 'announced');
+  assert.equal(meaningAfter(get11, 'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'), 'announced');
+  assert.equal(meaningAfter('GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 'HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok'), 'idle');
+  assert.equal(meaningAfter('GET /HTTP/1.0 HTTP/1.1\r\n\r\n', ok), 'idle');
+  // An interim answer says nothing about the connection; the next final one decides afresh.
+  assert.equal(meaningAfter('GET /a HTTP/1.1\r\nConnection: close\r\n\r\n' + get11, ok + 'HTTP/1.1 100 Continue\r\n\r\n'), 'announced');
+  assert.equal(meaningAfter('GET /a HTTP/1.1\r\nConnection: close\r\n\r\n' + get11, ok + ok), 'idle');
+});
+
 test('request bodies are skipped by their framing, whatever bytes they hold', () => {
   const body = 'GET /x HTTP/1.1\r\n\r\n'; // looks like a request, but is a body
   const put = `PUT /a HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n${body}HEAD /b HTTP/1.1\r\n\r\n`;
