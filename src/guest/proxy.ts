@@ -141,8 +141,8 @@ const LOCAL_WRITE_BOUND = 512 * 1024;
  * host is attached each accepted connection gets `session.open()` (a fresh id, never a live one) and is piped
  * both ways with backpressure; the mux keeps a stalled client from blocking the others. A size-0 frame from the
  * host between responses leaves the TCP connection open (`'hostclose'`; the next bytes start a new connection on
- * the host, as with spice-webdavd); one in the middle of a response closes it, so that the client sees the cut
- * (http-framing.ts). When the host leaves, every local connection is closed, the listeners stay bound, mDNS is
+ * the host, as with spice-webdavd); one in the middle of a response closes it, so that the client sees the cut,
+ * and so does one after a response that announced the close (http-framing.ts). When the host leaves, every local connection is closed, the listeners stay bound, mDNS is
  * withdrawn, and the port is watched again until the next host. Connections arriving without a host wait
  * `waitForHost` ms, then get a 503 (see {@link GuestProxyOptions.waitForHost}).
  *
