@@ -85,37 +85,37 @@ test('a HEAD answer and a 204 have no body: a host close after their heads keeps
   assert.equal(proxy.stats.hostClosesMidResponse, 0);
 });
 
-test('a response that runs until the close is ended by the host close', async (t) => {
-  const { proxy, port, wire, tcpPort } = await rawHost(t);
-  const disconnects: GuestDisconnectEvent[] = [];
-  proxy.on('disconnect', (e) => disconnects.push(e));
-  const client = await tcp(tcpPort);
-  await send(client, wire, 'GET /a HTTP/1.1\r\n\r\n');
-  const response = 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it';
-  const got = readToEnd(client, 3000);
-  const disconnected = within(once(proxy, 'disconnect'), 3000, 'disconnect event');
-  port.write(Buffer.concat([frames(response), CLOSE]));
-  assert.equal((await got).toString(), response);
-  await disconnected;
-  assert.equal(disconnects[0]?.reason, undefined, 'a normal end, not a cut');
-});
-
-test('a host close after a response that announced it closes the local connection too (HTTP/1.0, nc-style clients)', async (t) => {
-  const { proxy, port, wire, tcpPort } = await rawHost(t);
-  const disconnects: GuestDisconnectEvent[] = [];
-  proxy.on('disconnect', (e) => disconnects.push(e));
-  const client = await tcp(tcpPort);
-  // An HTTP/1.0 client that reads to the end of the connection, like `printf 'GET / HTTP/1.0\r\n\r\n' | nc`.
-  await send(client, wire, 'GET /a HTTP/1.0\r\n\r\n');
-  const response = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello';
-  const got = readToEnd(client, 3000);
-  const disconnected = within(once(proxy, 'disconnect'), 3000, 'disconnect event');
-  port.write(Buffer.concat([frames(response), CLOSE]));
-  assert.equal((await got).toString(), response);
-  await disconnected;
-  assert.equal(disconnects[0]?.reason, undefined, 'a normal end, not a cut');
-  assert.equal(proxy.stats.hostClosesMidResponse, 0);
-});
+// Both end the connection by HTTP's own rules, so the close is passed on as a normal end, not a cut.
+for (const { what, request, response, midResponse } of [
+  {
+    what: 'a response that runs until the close is ended by the host close',
+    request: 'GET /a HTTP/1.1\r\n\r\n',
+    response: 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it',
+    midResponse: 1,
+  },
+  {
+    // An HTTP/1.0 client that reads to the end of the connection, like `printf 'GET / HTTP/1.0\r\n\r\n' | nc`.
+    what: 'a host close after a response that announced it closes the local connection too (HTTP/1.0, nc-style clients)',
+    request: 'GET /a HTTP/1.0\r\n\r\n',
+    response: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello',
+    midResponse: 0,
+  },
+]) {
+  test(what, async (t) => {
+    const { proxy, port, wire, tcpPort } = await rawHost(t);
+    const disconnects: GuestDisconnectEvent[] = [];
+    proxy.on('disconnect', (e) => disconnects.push(e));
+    const client = await tcp(tcpPort);
+    await send(client, wire, request);
+    const got = readToEnd(client, 3000);
+    const disconnected = within(once(proxy, 'disconnect'), 3000, 'disconnect event');
+    port.write(Buffer.concat([frames(response), CLOSE]));
+    assert.equal((await got).toString(), response);
+    await disconnected;
+    assert.equal(disconnects[0]?.reason, undefined, 'a normal end, not a cut');
+    assert.equal(proxy.stats.hostClosesMidResponse, midResponse);
+  });
+}
 
 test('with the client not reading, the close is judged after the bytes that came before it', async (t) => {
   const { port, wire, tcpPort } = await rawHost(t);
