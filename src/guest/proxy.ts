@@ -444,6 +444,8 @@ export class GuestProxy extends EventEmitter<GuestProxyEvents> {
       channel.destroy();
     };
     // Bytes the channel still held when the host closed: they came before the close, so it is judged after them.
+    // A second close before they are read moves the judgement to after its own bytes (only a pipelining client
+    // can cause that, and the later point still sees whether a response is cut).
     let beforeClose = 0;
     this.#forwardDownload(channel, socket, (d) => {
       bytesFromHost += d.length;

@@ -142,7 +142,7 @@ test('an HTTP/1.0 request through the chain ends with the connection, as from th
   const chunks: Buffer[] = [];
   socket.on('data', (d: Buffer) => chunks.push(d));
   socket.write('GET /f.txt HTTP/1.0\r\n\r\n');
-  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise((r) => setTimeout(r, 5000, false).unref())]);
   socket.destroy();
   const text = Buffer.concat(chunks).toString();
   assert.match(text, /^HTTP\/1\.1 200 /);
