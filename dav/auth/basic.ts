@@ -1,14 +1,18 @@
 /**
- * HTTP Basic authentication (RFC 7617) against an Apache htpasswd file. Supported hashes: `$apr1$` (the
- * htpasswd default), `$1$` (MD5 crypt) and `{SHA}`; an entry in another scheme (bcrypt `$2y$`, SHA-crypt
- * `$5$`/`$6$`, DES crypt) makes loading fail with the user's name, so a bad file is noticed at start-up rather
- * than as "wrong password". Use it over TLS or loopback: Basic sends the password in the clear.
+ * HTTP Basic authentication (RFC 7617) against an Apache htpasswd file. Every scheme `htpasswd` writes that is
+ * not broken by design is checked: `$apr1$` (its default) and `$1$` (MD5 crypt), `$2y$`/`$2b$`/`$2a$` (bcrypt,
+ * `-B`), `$5$`/`$6$` (SHA-crypt, `-2`/`-5`) and `{SHA}` (`-s`). Entries in another scheme (DES crypt `-d`,
+ * plain text `-p`) or a malformed hash make loading fail with the user's name, so a bad file is noticed at
+ * start-up rather than as "wrong password". Use it over TLS or loopback: Basic sends the password in the clear.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import bcrypt from 'bcryptjs';
 import { DavError } from '../errors.js';
 import { md5crypt } from './md5crypt.js';
+import { parseShaCryptSetting, shaCryptSteps, type ShaCryptSetting } from './sha-crypt.js';
 import type { Authenticator } from './authenticator.js';
 
 const sameString = (a: string, b: string): boolean => {
@@ -17,18 +21,46 @@ const sameString = (a: string, b: string): boolean => {
   return x.length === y.length && timingSafeEqual(x, y);
 };
 
-/** Check a password against one htpasswd hash. */
-export function verifyHtpasswd(password: string, hash: string): boolean {
+/** The well-formed hash of each supported scheme (the salt alphabets as wide as the schemes allow). */
+const SCHEMES = [
+  /^\$(?:apr1|1)\$[^$]{0,8}\$[./0-9A-Za-z]{22}$/,
+  /^\{SHA\}[A-Za-z0-9+/]{27}=$/,
+  /^\$2[aby]\$(?:0[4-9]|[12]\d|3[01])\$[./0-9A-Za-z]{53}$/,
+  /^\$5\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{43}$/,
+  /^\$6\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{86}$/,
+];
+
+/**
+ * SHA-crypt with a turn of the event loop every few milliseconds: a hash may ask for up to a billion rounds, and
+ * the transfers of everyone else must not wait for one client's login.
+ */
+async function shaCryptYielding(password: string, setting: ShaCryptSetting): Promise<string> {
+  const steps = shaCryptSteps(password, setting);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await nextTurn();
+  }
+}
+
+/**
+ * Check a password against one htpasswd hash (false for a scheme this server does not know). bcrypt and
+ * SHA-crypt take milliseconds to hundreds of them, by design; both give the event loop turns meanwhile.
+ */
+export async function verifyHtpasswd(password: string, hash: string): Promise<boolean> {
   if (hash.startsWith('$apr1$') || hash.startsWith('$1$')) {
     const magic = hash.startsWith('$apr1$') ? '$apr1$' : '$1$';
     const salt = hash.slice(magic.length).split('$')[0] ?? '';
     return sameString(md5crypt(password, salt, magic), hash);
   }
   if (hash.startsWith('{SHA}')) return sameString(`{SHA}${createHash('sha1').update(password, 'utf8').digest('base64')}`, hash);
+  if (/^\$2[aby]\$/.test(hash)) return bcrypt.compare(password, hash);
+  const setting = parseShaCryptSetting(hash);
+  if (setting) return sameString(await shaCryptYielding(password, setting), hash);
   return false;
 }
 
-/** Parse htpasswd text into user → hash; throws DAV_ERR_AUTH_FILE on an unsupported scheme or a malformed line. */
+/** Parse htpasswd text into user → hash; throws DAV_ERR_AUTH_FILE on an unsupported scheme, a malformed hash or line. */
 export function parseHtpasswd(text: string, source = 'htpasswd file'): Map<string, string> {
   const users = new Map<string, string>();
   for (const [n, raw] of text.split(/\r?\n/).entries()) {
@@ -38,8 +70,8 @@ export function parseHtpasswd(text: string, source = 'htpasswd file'): Map<strin
     if (i <= 0) throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${source} line ${n + 1} is not user:hash`);
     const user = line.slice(0, i);
     const hash = line.slice(i + 1);
-    if (!/^(\$apr1\$|\$1\$|\{SHA\})/.test(hash)) {
-      throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${source}: user ${user} has a hash this server cannot check (${hash.slice(0, 4)}…); recreate it with htpasswd -m (MD5) or -s (SHA-1)`);
+    if (!SCHEMES.some((scheme) => scheme.test(hash))) {
+      throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${source}: user ${user} has a hash this server cannot check (${hash.slice(0, 4)}…: DES crypt, plain text or damaged); recreate it with htpasswd -B (bcrypt) or -5 (SHA-512)`);
     }
     users.set(user, hash);
   }
@@ -50,9 +82,12 @@ export function parseHtpasswd(text: string, source = 'htpasswd file'): Map<strin
 export class BasicAuth implements Authenticator {
   readonly realm: string;
   readonly #users: Map<string, string>;
-  // Verified credentials, keyed by a digest of the header: MD5 crypt costs 1,000 MD5 rounds and a WebDAV
-  // client sends credentials with every request.
+  // Verified credentials, keyed by a digest of the header: a hash check costs from 1,000 MD5 rounds to a bcrypt
+  // cost's worth of Blowfish, and a WebDAV client sends its credentials with every request.
   readonly #verified = new Map<string, string>();
+  // Checks under way, by the same key: a client that opens several connections at once with the same new
+  // credentials (davfs2, Explorer) pays for one check.
+  readonly #checking = new Map<string, Promise<string | null>>();
 
   constructor(users: Map<string, string>, realm = 'spicedav') {
     this.#users = users;
@@ -77,12 +112,22 @@ export class BasicAuth implements Authenticator {
     const key = createHash('sha256').update(header as string).digest('base64');
     const known = this.#verified.get(key);
     if (known !== undefined && this.#users.has(known)) return known;
-    const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
+    let checking = this.#checking.get(key);
+    if (!checking) {
+      checking = this.#verify(m[1] as string, key).finally(() => this.#checking.delete(key));
+      this.#checking.set(key, checking);
+    }
+    return checking;
+  }
+
+  /** The user that the base-64 `user:password` names, if the password is right; remembered under `key`. */
+  async #verify(credentials: string, key: string): Promise<string | null> {
+    const decoded = Buffer.from(credentials, 'base64').toString('utf8');
     const i = decoded.indexOf(':');
     if (i < 0) return null;
     const user = decoded.slice(0, i);
     const hash = this.#users.get(user);
-    if (!hash || !verifyHtpasswd(decoded.slice(i + 1), hash)) return null;
+    if (!hash || !(await verifyHtpasswd(decoded.slice(i + 1), hash))) return null;
     if (this.#verified.size >= 1024) this.#verified.clear();
     this.#verified.set(key, user);
     return user;

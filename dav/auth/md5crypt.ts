@@ -1,20 +1,9 @@
-import { createHash } from 'node:crypto';
-
 /**
  * The MD5-based crypt(3) scheme (Poul-Henning Kamp's `$1$`) and Apache's variant `$apr1$`, which only changes
  * the magic string. `htpasswd` writes `$apr1$` by default. Pure function; see crypt(3) and apr_md5.c.
  */
-const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-
-function to64(value: number, count: number): string {
-  let out = '';
-  let v = value;
-  for (let i = 0; i < count; i++) {
-    out += ITOA64[v & 0x3f];
-    v >>>= 6;
-  }
-  return out;
-}
+import { createHash } from 'node:crypto';
+import { to64 } from './crypt64.js';
 
 /** Hash `password` with `salt` (at most 8 characters) under `magic` ('$apr1$' or '$1$'); returns the full string. */
 export function md5crypt(password: string, salt: string, magic: '$apr1$' | '$1$'): string {

@@ -90,7 +90,7 @@ export const serveCommand: CommandModule = {
       .addOption(new Option('--follow-symlinks <policy>', 'never: refuse paths through symlinks; inside: follow links that stay in the folder').choices(['never', 'inside']).default('never'))
       .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key)')
       .option('--tls-key <file>', 'the PEM private key of --tls-cert')
-      .option('--htpasswd <file>', 'require Basic authentication with the users of this htpasswd file (bcrypt excepted)')
+      .option('--htpasswd <file>', 'require Basic authentication with the users of this htpasswd file (htpasswd -B, -5, -2, -m or -s)')
       .option('--htdigest <file>', 'require Digest authentication with the users of this htdigest file')
       .option('--realm <realm>', 'the authentication realm (for --htdigest: the realm of its entries)', 'spicedav')
       .option('--allow-unauthenticated', 'allow listening beyond loopback without authentication')

@@ -160,11 +160,14 @@ test('serve --read-only refuses writes with 403 and leaves the folder alone', as
   assert.equal(await cli.stop('SIGTERM'), 0);
 });
 
-test('serve --htpasswd requires Basic credentials; a missing auth file exits 3', async (t) => {
+test('serve --htpasswd requires Basic credentials (MD5, bcrypt, SHA-crypt); a missing or DES auth file exits 3', async (t) => {
   const dir = await tempDir(t);
   // "secret" as an apr1 hash, the htpasswd default (htpasswd -nb alice secret).
   const hash = execFileSync('openssl', ['passwd', '-apr1', '-salt', 'Zb2Gq1x3', 'secret'], { encoding: 'utf8' }).trim();
-  await writeFile(join(dir, 'users'), `alice:${hash}\n`);
+  // "hunter2 ü" hashed by `htpasswd -nbB -C 5 bob`; "pw" by `openssl passwd -6`.
+  const bcrypt = '$2y$05$sIB7T.a5NRCFmfuddgQSyu9p2/ftqc8NzU5soTPnS9bWosl9glNo2';
+  const sha512 = execFileSync('openssl', ['passwd', '-6', '-salt', 'q7Xv', 'pw'], { encoding: 'utf8' }).trim();
+  await writeFile(join(dir, 'users'), `alice:${hash}\nbob:${bcrypt}\ncarol:${sha512}\n`);
   const share = join(dir, 'share');
   await mkdir(share);
   await writeFile(join(share, 'f.txt'), 'private');
@@ -178,10 +181,19 @@ test('serve --htpasswd requires Basic credentials; a missing auth file exits 3',
   const ok = await fetch(`${url}f.txt`, { headers: { Authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` } });
   assert.equal(ok.status, 200);
   assert.equal(await ok.text(), 'private');
+  for (const [user, pw] of [['bob', 'hunter2 ü'], ['carol', 'pw']] as const) {
+    const as = (p: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${p}`).toString('base64')}` });
+    assert.equal((await fetch(`${url}f.txt`, { headers: as(pw) })).status, 200, user);
+    assert.equal((await fetch(`${url}f.txt`, { headers: as(`${pw}x`) })).status, 401, `${user}, a wrong password`);
+  }
   assert.equal(await cli.stop(), 0);
   const missing = await runCli(['serve', share, '--port', '0', '--htpasswd', join(dir, 'nope')]);
   assert.equal(missing.code, 3);
   assert.match(missing.stderr, /cannot read the htpasswd file/);
+  await writeFile(join(dir, 'des'), 'dave:rQBf1ZW1KCR1w\n');
+  const des = await runCli(['serve', share, '--port', '0', '--htpasswd', join(dir, 'des')]);
+  assert.equal(des.code, 3);
+  assert.match(des.stderr, /user dave has a hash this server cannot check .*htpasswd -B/);
 });
 
 test('share --domain: libvirt not answering at start (libvirtd restarting at login) is retried, not the end', async (t) => {

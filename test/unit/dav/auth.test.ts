@@ -1,13 +1,15 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import bcrypt from 'bcryptjs';
 import { md5crypt } from '../../../dav/auth/md5crypt.js';
+import { parseShaCryptSetting, shaCrypt, type ShaCryptSetting } from '../../../dav/auth/sha-crypt.js';
 import { BasicAuth, parseHtpasswd, verifyHtpasswd } from '../../../dav/auth/basic.js';
 import { DigestAuth, parseDigestParams, parseHtdigest } from '../../../dav/auth/digest.js';
 import { DavError } from '../../../dav/errors.js';
-import { haveTool } from '../../helpers/tools.js';
+import { haveTool, requireTool } from '../../helpers/tools.js';
 
 const fakeReq = (headers: Record<string, string>, method = 'GET', url = '/'): IncomingMessage => ({ headers, method, url }) as unknown as IncomingMessage;
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -27,14 +29,76 @@ test('MD5 crypt agrees with openssl passwd on random passwords', (t) => {
   }
 });
 
-test('htpasswd files: supported schemes verify, others are refused at load', () => {
+test('SHA-crypt matches glibc crypt(3) vectors: default and given rounds, long salts and passwords, UTF-8', () => {
+  // Made with glibc's crypt(3) (libxcrypt) through Python's crypt module.
+  const vectors: [string, string][] = [
+    ['Hello world!', '$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5'],
+    ['Hello world!', '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1'],
+    ['pässwörd', '$5$rounds=10000$saltstringsaltst$DhrNEPcQkZDZ6VvdYAHemPCfpSK.0kkrNtG/Y1wLlfD'],
+    ['x'.repeat(100), '$6$rounds=1400$anotherlongsalts$BaMvyw440I21ozRaSVReppofjrlnjLm72zKf4/LMvD3AO8dSH.3nmJgq4q7zMhJWiFIPPy/0y4Uwap7YC1Uub0'],
+    ['x'.repeat(100), '$5$saltstring$Oa4FAe3j12NEBjTMwR61FXUth0v2z1HlRVgHK3bteq/'],
+    ['', '$5$rounds=1000$s$cdjvTno7yp4OJ1Yyxn95LrCQTyxHsv3TK6lXb48P4L1'],
+    ['pässwörd', '$6$$yMPkfzGcFCffodHeXboZ4HGPGQiYmdKy1.x85l1lf44q/wjyBJ6/pGh7oocpx9.A0iIaD6/1nWIik8lDzE97s0'],
+  ];
+  for (const [pw, want] of vectors) assert.equal(shaCrypt(pw, parseShaCryptSetting(want) as ShaCryptSetting), want, want);
+  // A salt is cut at 16 characters, as glibc does: the stored hash names the cut salt.
+  const long = parseShaCryptSetting('$6$rounds=5000$toolongsaltstringXYZ') as ShaCryptSetting;
+  assert.equal(shaCrypt('Hello world!', long), '$6$rounds=5000$toolongsaltstrin$iGlL7EUUfzNQx59x3ydJZ.zXPMUu1dOynSEl/vcNhLlas77qD0DzRswhhB6LdrXTz250at0syAfUXra.XrxAI1');
+  assert.equal(parseShaCryptSetting('$apr1$x$y'), null);
+});
+
+test('SHA-crypt agrees with openssl passwd -5 and -6 on random passwords and salts', (t) => {
+  if (!haveTool('openssl')) return t.skip('openssl not installed');
+  for (const pw of ['a', 'pässwörd', 'y'.repeat(70), 'with space', '\u{10000}']) {
+    for (const flag of ['-5', '-6']) {
+      const salt = randomBytes(12).toString('base64').replace(/\+/g, '.').slice(0, 1 + randomInt(16));
+      const want = execFileSync('openssl', ['passwd', flag, '-salt', salt, pw], { encoding: 'utf8' }).trim();
+      assert.equal(shaCrypt(pw, parseShaCryptSetting(want) as ShaCryptSetting), want, `${flag} ${pw}`);
+    }
+  }
+});
+
+test('every scheme htpasswd writes but DES and plain text verifies the right password only', async (t) => {
+  if (!requireTool(t, 'htpasswd', 'apache2-utils')) return;
+  for (const flag of ['-m', '-B', '-2', '-5', '-s']) {
+    const pw = `pw ${flag} ${randomBytes(6).toString('hex')} ü`;
+    const line = execFileSync('htpasswd', ['-nbi', flag, 'alice'], { input: pw, encoding: 'utf8' }).trim();
+    const hash = parseHtpasswd(line).get('alice') as string;
+    assert.ok(await verifyHtpasswd(pw, hash), `${flag}: ${hash}`);
+    assert.equal(await verifyHtpasswd(`${pw}!`, hash), false, `${flag}: a wrong password`);
+  }
+});
+
+test('htpasswd files: a scheme this server cannot check or a damaged hash is refused at load, naming the user', async () => {
   const users = parseHtpasswd('# comment\nalice:$apr1$.KberYKL$T388yNqd9oNLNCO9zm9Nx/\nbob:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\n\n');
-  assert.ok(verifyHtpasswd('secret', users.get('alice') ?? ''));
-  assert.ok(!verifyHtpasswd('Secret', users.get('alice') ?? ''));
-  assert.ok(verifyHtpasswd('pw', users.get('bob') ?? ''));
-  assert.ok(!verifyHtpasswd('pw ', users.get('bob') ?? ''));
-  assert.throws(() => parseHtpasswd('carl:$2y$05$I0VKy2OCworgw9/xE20BVeIHv4sCWjK73.KIw3HXQizzH0XgyIVwG'), (e: unknown) => e instanceof DavError && /carl/.test(e.message));
+  assert.ok(await verifyHtpasswd('secret', users.get('alice') ?? ''));
+  assert.equal(await verifyHtpasswd('Secret', users.get('alice') ?? ''), false);
+  assert.ok(await verifyHtpasswd('pw', users.get('bob') ?? ''));
+  assert.equal(await verifyHtpasswd('pw ', users.get('bob') ?? ''), false);
+  const refused = [
+    'rQBf1ZW1KCR1w', // DES crypt (htpasswd -d)
+    'plain', // htpasswd -p
+    '$2y$05$I0VKy2OCworgw9/xE20BVeIHv4sCWjK73.KIw3HXQizzH0XgyIVw', // bcrypt, one character short
+    '$2y$45$I0VKy2OCworgw9/xE20BVeIHv4sCWjK73.KIw3HXQizzH0XgyIVwG', // bcrypt with a cost beyond 31
+    '$6$salt$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4', // SHA-512 crypt, cut
+    '$apr1$.KberYKL$T388yNqd9oNLNCO9zm9Nx', // MD5, cut
+  ];
+  for (const hash of refused) {
+    assert.throws(() => parseHtpasswd(`carl:${hash}`), (e: unknown) => e instanceof DavError && e.code === 'DAV_ERR_AUTH_FILE' && /carl/.test(e.message), hash);
+  }
   assert.throws(() => parseHtpasswd('no-colon'), /not user:hash/);
+});
+
+test('a SHA-crypt check of many rounds leaves the event loop turning', async () => {
+  const hash = shaCrypt('pw', parseShaCryptSetting('$6$rounds=150000$s') as ShaCryptSetting);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  try {
+    assert.ok(await verifyHtpasswd('pw', hash));
+  } finally {
+    clearInterval(timer);
+  }
+  assert.ok(ticks >= 5, `the timer ticked ${ticks} times during the check`);
 });
 
 test('BasicAuth accepts the right password only, and challenges with its realm', async () => {
@@ -57,6 +121,13 @@ function digestAnswer(challenge: string, user: string, realm: string, pass: stri
   const response = md5(`${ha1}:${nonce}:${nc}:c0ffee:auth:${md5(`${method}:${uri}`)}`);
   return `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", qop=auth, nc=${nc}, cnonce="c0ffee", response="${response}", algorithm=MD5`;
 }
+
+test('BasicAuth: concurrent first requests with the same bcrypt credentials all pass, wrong ones all fail', async () => {
+  const auth = new BasicAuth(parseHtpasswd(`alice:${bcrypt.hashSync('pw', 6)}`));
+  const basic = (s: string) => fakeReq({ authorization: `Basic ${Buffer.from(s).toString('base64')}` });
+  assert.deepEqual(await Promise.all(Array.from({ length: 6 }, (_, i) => auth.check(basic(i % 2 ? 'alice:pw' : 'alice:pw!')))), ['', 'alice', '', 'alice', '', 'alice'].map((u) => u || null));
+  assert.equal(await auth.check(basic('alice:pw')), 'alice');
+});
 
 test('DigestAuth: a correct answer passes once per nonce count; wrong password, uri or replay fail; old nonces are stale', async () => {
   const clock = { now: 1_000_000 };
