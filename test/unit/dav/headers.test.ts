@@ -1,12 +1,13 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parseDepth } from '../../../dav/headers/depth.js';
 import { parseOverwrite } from '../../../dav/headers/overwrite.js';
 import { parseTimeout } from '../../../dav/headers/timeout.js';
 import { parseDestination } from '../../../dav/headers/destination.js';
 import { parseRange } from '../../../dav/headers/range.js';
 import { evaluateConditionals, ifRangeAllows, parseEtagList, strongMatch, weakMatch } from '../../../dav/headers/conditional.js';
-import { parseIf } from '../../../dav/headers/if.js';
+import { parseIf, type IfCondition } from '../../../dav/headers/if.js';
 import { DavError } from '../../../dav/errors.js';
 
 const status = (fn: () => unknown): number => {
@@ -85,6 +86,50 @@ test('Range: unsatisfiable, ignored (syntax, other unit, too many) and absent', 
   assert.deepEqual(parseRange('bytes=' + Array(8).fill('0-').join(','), 100, 2), [{ start: 0, end: 99 }]);
 });
 
+/** The bytes of a `size`-byte file that Range specs ask for, by RFC 9110 §14.1.2, or why there are none. */
+function rangeModel(specs: string[], size: number): Set<number> | 'invalid' | 'unsatisfiable' {
+  const asked = new Set<number>();
+  let satisfiable = false;
+  const take = (from: number, to: number) => {
+    satisfiable = true;
+    for (let i = from; i <= to; i++) asked.add(i);
+  };
+  for (const spec of specs) {
+    const [a = '', b = ''] = spec.split('-');
+    if (a === '') {
+      if (Number(b) > 0 && size > 0) take(Math.max(0, size - Number(b)), size - 1);
+    } else if (b !== '' && Number(b) < Number(a)) return 'invalid';
+    else if (Number(a) < size) take(Number(a), b === '' ? size - 1 : Math.min(Number(b), size - 1));
+  }
+  return satisfiable ? asked : 'unsatisfiable';
+}
+
+test('property: Range serves exactly the bytes asked, none twice, within the file, or says why not', () => {
+  const spec = fc.oneof(
+    fc.tuple(fc.nat(60), fc.option(fc.nat(60), { nil: undefined })).map(([a, b]) => `${a}-${b ?? ''}`),
+    fc.nat(60).map((n) => `-${n}`),
+  );
+  fc.assert(
+    fc.property(fc.nat(40), fc.integer({ min: 1, max: 5 }), fc.array(spec, { minLength: 1, maxLength: 12 }), fc.constantFrom(',', ', ', ' ,'), (size, max, specs, sep) => {
+      const got = parseRange(`bytes=${specs.join(sep)}`, size, max);
+      const model = rangeModel(specs, size);
+      if (model === 'invalid' || specs.length > max * 4) return assert.equal(got, null);
+      if (model === 'unsatisfiable') return assert.equal(got, 'unsatisfiable');
+      if (got === 'unsatisfiable') return assert.fail('416, yet some of the ranges are satisfiable');
+      if (got === null) return assert.ok(specs.length > max, 'ignored only for having more ranges than allowed');
+      assert.ok(got.length <= max);
+      const served: number[] = [];
+      for (const r of got) {
+        assert.ok(r.start >= 0 && r.start <= r.end && r.end < size, JSON.stringify(r));
+        for (let i = r.start; i <= r.end; i++) served.push(i);
+      }
+      assert.equal(new Set(served).size, served.length, 'a byte served twice');
+      assert.deepEqual(served.sort((x, y) => x - y), [...model].sort((x, y) => x - y));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
 test('entity tags: lists, strong and weak comparison', () => {
   assert.deepEqual(parseEtagList('"a", W/"b" ,"c"'), ['"a"', 'W/"b"', '"c"']);
   assert.equal(parseEtagList(' * '), '*');
@@ -149,4 +194,40 @@ test('If: malformed headers are 400', () => {
   for (const bad of ['', '   ', '()', '(<a>', '<http://h/a>', '(<a>) <http://h/b> (<c>)', '([bad])', '(<a b>)', 'foo', '(Not)', '(<a>) x', '<>(<a>)']) {
     assert.equal(status(() => parseIf(bad)), 400, bad);
   }
+});
+
+test('property: an If header written from the grammar parses back to its lists; any cut or insertion is that or a 400', () => {
+  const condition = fc.oneof(
+    fc.record({ not: fc.boolean(), token: fc.constantFrom('urn:uuid:1', 'opaquelocktoken:a-b', 'DAV:no-lock') }),
+    fc.record({ not: fc.boolean(), etag: fc.constantFrom('"e1"', 'W/"w"', '""') }),
+  );
+  const lists = fc.array(fc.array(condition, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 });
+  const groups = fc.oneof(
+    lists.map((ls) => [{ resource: null, lists: ls }]),
+    fc.array(fc.record({ resource: fc.constantFrom('http://h/a', '/b%20c', '/'), lists }), { minLength: 1, maxLength: 3 }),
+  );
+  const ws = fc.constantFrom('', ' ', '  ', '\t');
+  const noise = fc.constantFrom('(', ')', '<', '>', '[', ']', 'Not ', ' ', '"', 'x');
+  fc.assert(
+    fc.property(groups, ws, fc.nat(), fc.option(noise, { nil: undefined }), (gs, space, at, inserted) => {
+      const text = (c: IfCondition) => `${c.not ? 'Not ' : ''}${c.token !== undefined ? `<${c.token}>` : `[${c.etag}]`}`;
+      const header = gs
+        .map((g) => `${g.resource === null ? '' : `<${g.resource}>${space}`}${g.lists.map((l) => `(${l.map(text).join(' ')})`).join(space)}`)
+        .join(' ');
+      const expected = gs.flatMap((g) => g.lists.map((l) => ({ resource: g.resource, conditions: l.map((c) => ({ ...c })) })));
+      assert.deepEqual(parseIf(header), expected, header);
+      // One piece cut out, or one inserted: a 400 or lists of well-formed conditions, never a crash.
+      const k = at % (header.length + 1);
+      const broken = inserted === undefined ? header.slice(0, k) + header.slice(k + 1) : header.slice(0, k) + inserted + header.slice(k);
+      try {
+        for (const list of parseIf(broken)) {
+          assert.ok(list.conditions.length > 0, broken);
+          for (const c of list.conditions) assert.ok((c.token === undefined) !== (c.etag === undefined), broken);
+        }
+      } catch (err) {
+        assert.ok(err instanceof DavError && err.status === 400, `${JSON.stringify(broken)}: ${String(err)}`);
+      }
+    }),
+    { numRuns: 1000 },
+  );
 });

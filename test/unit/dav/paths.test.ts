@@ -1,8 +1,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parseUrlPath, parentOf, nameOf, childOf, isWithin, hrefOf, Confinement } from '../../../dav/paths.js';
+import { realpathSync } from 'node:fs';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
+import fc from 'fast-check';
+import { parseUrlPath, parentOf, nameOf, childOf, isWithin, hrefOf, Confinement, TEMP_NAME } from '../../../dav/paths.js';
 import { createIo } from '../../../dav/storage/io.js';
 import { DavError } from '../../../dav/errors.js';
 import { silentLogger } from '../../../src/log.js';
@@ -104,4 +106,95 @@ for (const inline of [true, false]) {
 
 test('Confinement refuses a root that does not exist', () => {
   assert.throws(() => new Confinement('/nonexistent/spicedav/root', 'never', createIo({ enabled: false, maxMs: 1, cooldownMs: 0, log: silentLogger })), /DAV_ERR_ROOT|cannot be opened/);
+});
+
+/** Characters of names: the ones URLs give meaning to, often, and any code point at all. */
+const nameChar = fc.oneof(fc.constantFrom(...Array.from('%#?;:@&=+$,\\ .~\'"<>[]{}|^`aZ09-_é€\u{10000}')), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
+/** A name a file may have on this host that a request may address (no separator, NUL, dot name or temporary). */
+const addressableName = fc
+  .string({ unit: nameChar, minLength: 1, maxLength: 12 })
+  .filter((s) => !/\p{Cs}/u.test(s) && s !== '.' && s !== '..' && !/[/\0]/.test(s) && !TEMP_NAME.test(s) && !(process.platform === 'win32' && s.includes('\\')));
+
+test('property: every path hrefOf writes parses back to itself, in origin and absolute form, with a query', () => {
+  fc.assert(
+    fc.property(fc.array(addressableName, { maxLength: 5 }), fc.boolean(), fc.boolean(), fc.string({ maxLength: 6 }), (names, collection, absolute, query) => {
+      const path = '/' + names.join('/');
+      const href = hrefOf(path, collection);
+      const target = `${absolute ? 'http://host.example:8080' : ''}${href}${query ? `?${encodeURIComponent(query)}` : ''}`;
+      assert.deepEqual(parseUrlPath(target), { path, trailingSlash: collection && path !== '/' });
+    }),
+    { numRuns: 500 },
+  );
+});
+
+/** Pieces hostile request targets are made of: dots and slashes in every encoding, NUL, bad escapes, over-long UTF-8. */
+const hostileFragment = fc.constantFrom(
+  '/', '//', '.', '..', '%2e', '%2E', '%2e%2e', '%2f', '%2F', '%5c', '%5C', '\\', '%00', '%', '%zz', '%c0%ae', '%c0%af',
+  '%e0%80%ae', '%ff', '%c3%a9', 'é', 'a', 'dir', '?', '#', ';', '.spicedav-0123456789abcdef.part', '%20', '~',
+);
+
+test('property: a target made of hostile pieces is refused or gives a normal path below the root', () => {
+  fc.assert(
+    fc.property(fc.boolean(), fc.array(hostileFragment, { maxLength: 12 }), (absolute, pieces) => {
+      const target = `${absolute ? 'http://h' : ''}/${pieces.join('')}`;
+      let path: string;
+      try {
+        path = parseUrlPath(target).path;
+      } catch (err) {
+        assert.ok(err instanceof DavError && (err.status === 400 || err.status === 403), `${target}: ${String(err)}`);
+        return;
+      }
+      assert.equal(posix.normalize(path), path, target);
+      assert.ok(path === '/' || !path.endsWith('/'), target);
+      for (const seg of path.split('/').slice(1)) {
+        if (path === '/') break;
+        assert.ok(seg !== '' && seg !== '.' && seg !== '..' && !seg.includes('\0') && !TEMP_NAME.test(seg), `${target} gave ${path}`);
+      }
+      assert.ok(posix.resolve('/srv/share', `.${path}`).startsWith('/srv/share'), target);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('property: whatever the path and links, a resolution stays in the share; under "never" it crosses no link', async (t) => {
+  const { base, root } = await tree(t);
+  // More ways out and around: a link to the share's parent, one back to the share, one out from below, a loop.
+  await symlink('..', join(root, 'up'));
+  await symlink('..', join(root, 'dir', 'back'));
+  await symlink('../../outside', join(root, 'dir', 'esc'));
+  await symlink('loop', join(root, 'loop'));
+  const io = createIo({ enabled: true, maxMs: 1000, cooldownMs: 0, log: silentLogger });
+  const segment = fc.constantFrom('dir', 'f', 'out-dir', 'out-file', 'in-dir', 'in-file', 'dangling', 'up', 'back', 'esc', 'loop', 'secret', 'outside', 'share', 'new');
+  /** The deepest part of `p` that exists, as written and as the kernel resolves it. */
+  const existing = (p: string): { lexical: string; real: string } => {
+    for (let q = p; ; q = dirname(q)) {
+      try {
+        return { lexical: q, real: realpathSync(q) };
+      } catch {
+        // not there (yet): its parent decides
+      }
+    }
+  };
+  for (const policy of ['never', 'inside'] as const) {
+    const c = new Confinement(root, policy, io);
+    await fc.assert(
+      fc.asyncProperty(fc.array(segment, { minLength: 1, maxLength: 5 }), async (names) => {
+        const path = '/' + names.join('/');
+        let r: Awaited<ReturnType<Confinement['resolve']>>;
+        try {
+          r = await c.resolve(path);
+        } catch (err) {
+          assert.ok(err instanceof DavError, `${policy} ${path}: ${String(err)}`);
+          return;
+        }
+        for (const p of [r.target, dirname(r.entry)]) {
+          const { lexical, real } = existing(p);
+          assert.ok(c.contains(real), `${policy} ${path} -> ${p} (${real}) is outside the share`);
+          if (policy === 'never') assert.equal(real, lexical, `${policy} ${path} -> ${p} went through a link`);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  }
+  assert.equal(await readFile(join(base, 'outside', 'secret'), 'utf8'), 'out');
 });
