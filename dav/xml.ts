@@ -50,12 +50,17 @@ const INVALID_XML = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\
 
 // Anything escapeText would change (the common name or value has none of these, and skips both replaces).
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const NEEDS_ESCAPE = /[&<>\0-\x08\x0B\x0C\x0E-\x1F\uD800-\uDFFF\uFFFE\uFFFF]/;
+const NEEDS_ESCAPE = /[&<>\r\0-\x08\x0B\x0C\x0E-\x1F\uD800-\uDFFF\uFFFE\uFFFF]/;
 
-/** Escape character data for an XML text node. */
+const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
+
+/**
+ * Escape character data for an XML text node. A CR is written as a reference: a raw one would reach the client
+ * as LF (XML parsers normalise line ends), and a dead property stored with CRLF would come back changed.
+ */
 export function escapeText(s: string): string {
   if (!NEEDS_ESCAPE.test(s)) return s;
-  return s.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;')).replace(INVALID_XML, '\uFFFD');
+  return s.replace(/[&<>\r]/g, (c) => TEXT_ESCAPES[c] ?? c).replace(INVALID_XML, '\uFFFD');
 }
 
 /** Escape a value for a double-quoted XML attribute. */

@@ -8,6 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, propfindBody, texts } from './harness.js';
 import { warningLog } from '../../helpers/log.js';
+import { parseXml } from '../../../dav/xml-parse.js';
+import { textOf } from '../../../dav/xml.js';
 
 test('OPTIONS advertises class 1 and 2, the methods and MS-Author-Via', async (t) => {
   const h = await startServer(t);
@@ -297,18 +299,22 @@ test('quota properties (RFC 4331) on collections, only when asked', async (t) =>
   assert.ok(!(await h.req('PROPFIND', '/', { headers: { depth: '0' } })).body.includes('quota'));
 });
 
-test('PROPPATCH: set and remove in order, values with namespaces and U+10000 read back exactly', async (t) => {
+test('PROPPATCH: set and remove in order, values with namespaces, U+10000 and CRLF read back exactly', async (t) => {
   const h = await startServer(t);
   await writeFile(join(h.root, 'f'), '');
   const body = `<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop>
-    <Z:a>\u{10000} &amp; <Z:inner attr="v">x</Z:inner></Z:a><Z:b>gone</Z:b><plain xmlns="">n</plain></D:prop></D:set>
+    <Z:a>\u{10000} &amp; <Z:inner attr="v">x</Z:inner></Z:a><Z:b>gone</Z:b><plain xmlns="">n</plain>
+    <Z:crlf>line 1&#13;&#10;line 2&#13;</Z:crlf></D:prop></D:set>
     <D:remove><D:prop><Z:b/></D:prop></D:remove></D:propertyupdate>`;
   const p = await h.req('PROPPATCH', '/f', { body });
   assert.equal(p.status, 207);
   assert.ok(!p.body.includes('424'));
-  const r = await h.req('PROPFIND', '/f', { headers: { depth: '0' }, body: '<D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:a/><Z:b/><plain xmlns=""/></D:prop></D:propfind>' });
+  const r = await h.req('PROPFIND', '/f', { headers: { depth: '0' }, body: '<D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:a/><Z:b/><plain xmlns=""/><Z:crlf/></D:prop></D:propfind>' });
   assert.match(r.body, /<ns0:a xmlns:ns0="urn:z">\u{10000} &amp; <ns0:inner attr="v">x<\/ns0:inner><\/ns0:a>/u);
   assert.ok(r.body.includes('<plain>n</plain>'));
+  // A raw CR would reach the client as LF: an XML parser normalises line ends.
+  const crlf = /<ns\d+:crlf[^>]*>[^<]*<\/ns\d+:crlf>/.exec(r.body)?.[0] ?? '';
+  assert.equal(textOf(parseXml(crlf, { maxDepth: 4 })), 'line 1\r\nline 2\r', crlf);
   assert.match(r.body, /<D:prop><ns0:b xmlns:ns0="urn:z"\/><\/D:prop><D:status>HTTP\/1.1 404/);
 });
 
