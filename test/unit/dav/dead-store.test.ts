@@ -4,7 +4,8 @@ import { access, appendFile, lstat, mkdir, readdir, readFile, rm, symlink, utime
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DeadPropStore, propKey } from '../../../dav/props/dead-store.js';
+import { DeadPropStore, propKey, splitKey } from '../../../dav/props/dead-store.js';
+import fc from 'fast-check';
 import { silentLogger } from '../../../src/log.js';
 import { mountExfat, mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
 import { warningLog } from '../../helpers/log.js';
@@ -268,4 +269,84 @@ test('a state directory without symbolic links (exFAT): the lock is a file, and 
   } finally {
     fs.unmount();
   }
+});
+
+/** A change to the store, as the server's methods make them. */
+type Change =
+  | { kind: 'patch'; path: string; set: [string, string][]; del: string[] }
+  | { kind: 'copy' | 'move'; from: string; to: string }
+  | { kind: 'remove'; path: string }
+  | { kind: 'reopen' };
+
+/** The properties a sequence of changes leaves, worked out from the methods' meaning alone. */
+function modelApply(model: Map<string, Map<string, string>>, c: Change): void {
+  const below = (p: string, root: string) => p === root || p.startsWith(`${root}/`);
+  if (c.kind === 'patch') {
+    const m = new Map(model.get(c.path));
+    for (const k of c.del) m.delete(k);
+    for (const [k, v] of c.set) m.set(k, v);
+    if (m.size) model.set(c.path, m);
+    else model.delete(c.path);
+  } else if (c.kind === 'remove') {
+    for (const p of [...model.keys()]) if (below(p, c.path)) model.delete(p);
+  } else if (c.kind !== 'reopen') {
+    const taken = [...model].filter(([p]) => below(p, c.from)).map(([p, m]) => [c.to + p.slice(c.from.length), new Map(m)] as const);
+    for (const p of [...model.keys()]) if (below(p, c.to) || (c.kind === 'move' && below(p, c.from))) model.delete(p);
+    for (const [p, m] of taken) model.set(p, m);
+  }
+}
+
+const contents = (s: DeadPropStore, paths: Iterable<string>) => [...paths].flatMap((p) => [...(s.get(p) ?? [])].map(([k, v]) => `${p} ${k} ${v}`)).sort();
+
+test('property: two processes making random changes, with restarts, always agree with a model of the methods', async (t) => {
+  const dir = await tempDir(t);
+  const paths = ['/a', '/a/b', '/a/b/c', '/ab', '/c', '/c/a'] as const;
+  const path = fc.constantFrom(...paths);
+  const key = fc.constantFrom(propKey('urn:x', 'p'), propKey('', 'q'), propKey('DAV:', 'r'));
+  const value = fc.constantFrom('<v>1</v>', '<v>\u{10000}</v>', '<v a="&quot;"/>', '<v>line&#13;\n</v>');
+  const change: fc.Arbitrary<Change> = fc.oneof(
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant('patch' as const), path, set: fc.array(fc.tuple(key, value), { maxLength: 2 }), del: fc.array(key, { maxLength: 2 }) }) },
+    // COPY and MOVE into their own subtree are refused by the methods before they reach the store.
+    fc.record({ kind: fc.constantFrom('copy' as const, 'move' as const), from: path, to: path }).filter((c) => !c.to.startsWith(c.from) && !c.from.startsWith(c.to)),
+    fc.record({ kind: fc.constant('remove' as const), path }),
+    fc.constant({ kind: 'reopen' as const }),
+  );
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(fc.nat(1), change), { minLength: 1, maxLength: 25 }), async (steps) => {
+      const file = join(dir, `p${run++}.jsonl`);
+      // Every path a property may be at: the ones patched, and where copies and moves took them.
+      const universe = new Set<string>(paths);
+      const stores = [await DeadPropStore.open(file, silentLogger), await DeadPropStore.open(file, silentLogger)];
+      const model = new Map<string, Map<string, string>>();
+      try {
+        for (const [who, c] of steps) {
+          const s = stores[who] as DeadPropStore;
+          if (c.kind === 'reopen') {
+            await s.close();
+            stores[who] = await DeadPropStore.open(file, silentLogger);
+          } else if (c.kind === 'patch') await s.patch(c.path, c.set.map(([k, xml]) => ({ ...splitKey(k), xml })), c.del);
+          else if (c.kind === 'copy') await s.copyTree(c.from, c.to);
+          else if (c.kind === 'move') await s.moveTree(c.from, c.to);
+          else if (c.kind === 'remove') await s.removeTree(c.path);
+          if (c.kind === 'copy' || c.kind === 'move') {
+            for (const p of [...universe]) if (p === c.from || p.startsWith(`${c.from}/`)) universe.add(c.to + p.slice(c.from.length));
+          }
+          modelApply(model, c);
+          const want = [...model].flatMap(([p, m]) => [...m].map(([k, v]) => `${p} ${k} ${v}`)).sort();
+          for (const other of stores) {
+            await other.sync();
+            assert.deepEqual(contents(other, universe), want);
+          }
+        }
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+      }
+      const fresh = await DeadPropStore.open(file, silentLogger);
+      const want = [...model].flatMap(([p, m]) => [...m].map(([k, v]) => `${p} ${k} ${v}`)).sort();
+      assert.deepEqual(contents(fresh, universe), want, 'replayed from the journal');
+      await fresh.close();
+    }),
+    { numRuns: 100 },
+  );
 });
