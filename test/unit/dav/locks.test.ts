@@ -4,6 +4,7 @@ import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { LockManager } from '../../../dav/locks.js';
 import { DavError } from '../../../dav/errors.js';
 import { silentLogger } from '../../../src/log.js';
@@ -267,4 +268,70 @@ test('the journal is compacted: a long day of LOCK and UNLOCK leaves a short fil
   assert.deepEqual([...again.covering('/held')].map((l) => l.token), [held.token], 'only the lock still held when it closed is left');
   assert.equal(again.size, 1);
   await again.close();
+});
+
+/** A lock operation as the LOCK, UNLOCK, DELETE and MOVE methods make them, or time passing. */
+type LockStep =
+  | { op: 'create'; path: string; depth: 0 | 'infinity'; scope: 'exclusive' | 'shared'; seconds: number }
+  | { op: 'refresh' | 'remove'; pick: number; seconds: number }
+  | { op: 'removeWithin'; path: string }
+  | { op: 'wait'; ms: number };
+
+test('property: random locking, refreshing, unlocking and waiting always agree with a model of RFC 4918 locks', async () => {
+  const paths = ['/a', '/a/b', '/a/b/c', '/ab', '/c'] as const;
+  const path = fc.constantFrom(...paths);
+  const step: fc.Arbitrary<LockStep> = fc.oneof(
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('create' as const), path, depth: fc.constantFrom(0 as const, 'infinity' as const), scope: fc.constantFrom('exclusive' as const, 'shared' as const), seconds: fc.integer({ min: 1, max: 20 }) }) },
+    fc.record({ op: fc.constantFrom('refresh' as const, 'remove' as const), pick: fc.nat(), seconds: fc.integer({ min: 1, max: 20 }) }),
+    fc.record({ op: fc.constant('removeWithin' as const), path }),
+    // Never a whole number of seconds: no lock ends exactly at a step, where "expired" would be a matter of definition.
+    fc.integer({ min: 0, max: 15 }).map((s) => ({ op: 'wait' as const, ms: s * 1000 + 500 })),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 30 }), async (steps) => {
+      const clock = { now: 1_000_000 };
+      const maxLocks = 4;
+      const m = await LockManager.open(null, silentLogger, { defaultTimeout: 100, maxTimeout: 1000, maxLocks, now: () => clock.now });
+      const within = (p: string, root: string) => p === root || p.startsWith(`${root}/`);
+      // Every lock ever granted, with when it ends; the live ones are those not removed whose end is still ahead.
+      const model: { token: string; path: string; depth: 0 | 'infinity'; scope: 'exclusive' | 'shared'; ends: number; removed: boolean }[] = [];
+      const live = () => model.filter((l) => !l.removed && l.ends > clock.now);
+      for (const s of steps) {
+        if (s.op === 'wait') clock.now += s.ms;
+        else if (s.op === 'create') {
+          const touched = live().filter((l) => l.path === s.path || (l.depth === 'infinity' && within(s.path, l.path)) || (s.depth === 'infinity' && within(l.path, s.path)));
+          const want = touched.some((l) => s.scope === 'exclusive' || l.scope === 'exclusive') ? 423 : live().length >= maxLocks ? 503 : 0;
+          let got = 0;
+          try {
+            const lock = await m.create({ path: s.path, depth: s.depth, scope: s.scope, owner: null, timeouts: [s.seconds] });
+            model.push({ token: lock.token, path: s.path, depth: s.depth, scope: s.scope, ends: clock.now + s.seconds * 1000, removed: false });
+          } catch (err) {
+            got = (err as DavError).status;
+          }
+          assert.equal(got, want, `LOCK ${JSON.stringify(s)}`);
+        } else if (s.op === 'removeWithin') {
+          await m.removeWithin(s.path);
+          for (const l of model) if (within(l.path, s.path)) l.removed = true;
+        } else {
+          // Mostly a lock that exists (live or not); sometimes one never granted.
+          const target = model[s.pick % (model.length + 1)];
+          const token = target?.token ?? 'urn:uuid:00000000-0000-0000-0000-000000000000';
+          const isLive = target !== undefined && live().includes(target);
+          if (s.op === 'remove') {
+            assert.equal(await m.remove(token), isLive, 'UNLOCK');
+            if (target) target.removed = true;
+          } else {
+            assert.equal(await status(m.refresh(token, [s.seconds])), isLive ? 0 : 412, 'refresh');
+            if (isLive && target) target.ends = clock.now + s.seconds * 1000;
+          }
+        }
+        const seen = (p: string) => m.at(p).map((l) => `${l.token} ${l.scope} ${l.depth} ${m.remaining(l)}`).sort();
+        const expected = (p: string) => live().filter((l) => l.path === p).map((l) => `${l.token} ${l.scope} ${l.depth} ${Math.ceil((l.ends - clock.now) / 1000)}`).sort();
+        for (const p of paths) assert.deepEqual(seen(p), expected(p), `locks at ${p} after ${JSON.stringify(s)}`);
+        assert.equal(m.size, live().length);
+      }
+      await m.close();
+    }),
+    { numRuns: 300 },
+  );
 });
