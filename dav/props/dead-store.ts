@@ -58,13 +58,17 @@ class PropTable implements JournalState<Op> {
     this.props.clear();
   }
 
+  /**
+   * Journals written before CRs were escaped (xml.ts escapeText) hold them raw in values, where a client's parser
+   * would read LF: a raw CR can only have come from a `&#13;` the client sent, so it is written back as one.
+   */
   apply(op: Op): void {
     this.generation++;
     const props = this.props;
     if ('p' in op) {
       const m = new Map(props.get(op.p));
       for (const k of op.del ?? []) m.delete(k);
-      for (const [k, v] of op.set ?? []) m.set(k, v);
+      for (const [k, v] of op.set ?? []) m.set(k, v.includes('\r') ? v.replaceAll('\r', '&#13;') : v);
       if (m.size) props.set(op.p, m);
       else props.delete(op.p);
     } else if ('rm' in op) {

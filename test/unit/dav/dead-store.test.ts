@@ -350,3 +350,11 @@ test('property: two processes making random changes, with restarts, always agree
     { numRuns: 100 },
   );
 });
+
+test('a journal from before CRs were escaped gives its values back with the CR as a reference, not raw', async (t) => {
+  const file = join(await tempDir(t), 'p.jsonl');
+  await writeFile(file, `${JSON.stringify({ p: '/a', set: [['{urn:x}n', '<ns0:n xmlns:ns0="urn:x">line 1\r\nline 2</ns0:n>']] })}\n`);
+  const s = await DeadPropStore.open(file, silentLogger);
+  assert.equal(s.get('/a')?.get('{urn:x}n'), '<ns0:n xmlns:ns0="urn:x">line 1&#13;\nline 2</ns0:n>');
+  await s.close();
+});
