@@ -9,7 +9,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import bcrypt from 'bcryptjs';
 import { DavError } from '../errors.js';
 import { md5crypt } from './md5crypt.js';
 import { parseShaCryptSetting, shaCryptSteps, type ShaCryptSetting } from './sha-crypt.js';
@@ -54,7 +53,11 @@ export async function verifyHtpasswd(password: string, hash: string): Promise<bo
     return sameString(md5crypt(password, salt, magic), hash);
   }
   if (hash.startsWith('{SHA}')) return sameString(`{SHA}${createHash('sha1').update(password, 'utf8').digest('base64')}`, hash);
-  if (/^\$2[aby]\$/.test(hash)) return bcrypt.compare(password, hash);
+  if (/^\$2[aby]\$/.test(hash)) {
+    // Loaded on first use: a server without bcrypt users does not carry it.
+    const { default: bcrypt } = await import('bcryptjs');
+    return bcrypt.compare(password, hash);
+  }
   const setting = parseShaCryptSetting(hash);
   if (setting) return sameString(await shaCryptYielding(password, setting), hash);
   return false;
