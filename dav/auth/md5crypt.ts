@@ -3,26 +3,19 @@
  * the magic string. `htpasswd` writes `$apr1$` by default. Pure function; see crypt(3) and apr_md5.c.
  */
 import { createHash } from 'node:crypto';
-import { to64 } from './crypt64.js';
+import { cryptRound, to64 } from './crypt-common.js';
 
 /** Hash `password` with `salt` (at most 8 characters) under `magic` ('$apr1$' or '$1$'); returns the full string. */
 export function md5crypt(password: string, salt: string, magic: '$apr1$' | '$1$'): string {
   const pw = Buffer.from(password, 'utf8');
   const s = Buffer.from(salt.slice(0, 8), 'utf8');
   const md5 = () => createHash('md5');
-  let final = md5().update(pw).update(s).update(pw).digest();
+  let final: Buffer = md5().update(pw).update(s).update(pw).digest();
   const ctx = md5().update(pw).update(magic).update(s);
   for (let left = pw.length; left > 0; left -= 16) ctx.update(final.subarray(0, Math.min(16, left)));
   for (let i = pw.length; i; i >>= 1) ctx.update(i & 1 ? Buffer.from([0]) : pw.subarray(0, 1));
   final = ctx.digest();
-  for (let i = 0; i < 1000; i++) {
-    const c = md5();
-    c.update(i & 1 ? pw : final);
-    if (i % 3) c.update(s);
-    if (i % 7) c.update(pw);
-    c.update(i & 1 ? final : pw);
-    final = c.digest();
-  }
+  for (let i = 0; i < 1000; i++) final = cryptRound('md5', i, final, pw, s);
   const f = (i: number) => final[i] as number;
   const out =
     to64((f(0) << 16) | (f(6) << 8) | f(12), 4) +

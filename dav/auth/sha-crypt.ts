@@ -7,7 +7,7 @@
  * only when given), a salt of at most 16 characters up to the next `$`, then (in a stored hash) the digest.
  */
 import { createHash } from 'node:crypto';
-import { to64 } from './crypt64.js';
+import { cryptRound, to64 } from './crypt-common.js';
 
 export type ShaCryptPrefix = '$5$' | '$6$';
 
@@ -83,7 +83,7 @@ export function* shaCryptSteps(password: string, setting: ShaCryptSetting): Gene
   const b = hash().update(p).update(s).update(p).digest();
   const a = hash().update(p).update(s).update(stretch(b, p.length));
   for (let n = p.length; n > 0; n >>= 1) a.update(n & 1 ? b : p);
-  let c = a.digest();
+  let c: Buffer = a.digest();
 
   const dp = hash();
   for (let i = 0; i < p.length; i++) dp.update(p);
@@ -93,12 +93,7 @@ export function* shaCryptSteps(password: string, setting: ShaCryptSetting): Gene
   const sSeq = stretch(ds.digest(), s.length);
 
   for (let i = 0; i < rounds; i++) {
-    const r = hash();
-    r.update(i & 1 ? pSeq : c);
-    if (i % 3) r.update(sSeq);
-    if (i % 7) r.update(pSeq);
-    r.update(i & 1 ? c : pSeq);
-    c = r.digest();
+    c = cryptRound(algorithm, i, c, pSeq, sSeq);
     if ((i + 1) % ROUNDS_PER_STEP === 0) yield;
   }
 
