@@ -6,7 +6,7 @@ import { parseOverwrite } from '../../../dav/headers/overwrite.js';
 import { parseTimeout } from '../../../dav/headers/timeout.js';
 import { parseDestination } from '../../../dav/headers/destination.js';
 import { parseRange } from '../../../dav/headers/range.js';
-import { evaluateConditionals, ifRangeAllows, parseEtagList, strongMatch, weakMatch } from '../../../dav/headers/conditional.js';
+import { evaluateConditionals, ifRangeAllows, parseEtagList, parseHttpDate, strongMatch, weakMatch } from '../../../dav/headers/conditional.js';
 import { parseIf, type IfCondition } from '../../../dav/headers/if.js';
 import { DavError } from '../../../dav/errors.js';
 
@@ -230,4 +230,34 @@ test('property: an If header written from the grammar parses back to its lists; 
     }),
     { numRuns: 1000 },
   );
+});
+
+test('property: HTTP-dates in all three forms parse to their instant; anything else, even what Date.parse takes, is no date', () => {
+  const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+  const two = (n: number) => String(n).padStart(2, '0');
+  fc.assert(
+    fc.property(fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), (raw) => {
+      const d = new Date(Math.floor(raw.getTime() / 1000) * 1000);
+      const [wd, , mon] = d.toUTCString().split(' ') as [string, string, string];
+      const time = `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}`;
+      assert.equal(parseHttpDate(d.toUTCString())?.getTime(), d.getTime(), d.toUTCString());
+      const asctime = `${wd.slice(0, 3)} ${mon} ${String(d.getUTCDate()).padStart(2, ' ')} ${time} ${d.getUTCFullYear()}`;
+      assert.equal(parseHttpDate(asctime)?.getTime(), d.getTime(), asctime);
+      const year = d.getUTCFullYear();
+      const rfc850 = `${DAYS[d.getUTCDay()] as string}, ${two(d.getUTCDate())}-${mon}-${two(year % 100)} ${time} GMT`;
+      // Two digits name the year within 50 years from now, back to the past century (RFC 9110 §5.6.7).
+      const now = new Date().getUTCFullYear();
+      if (year > now - 49 && year <= now + 50) assert.equal(parseHttpDate(rfc850)?.getTime(), d.getTime(), rfc850);
+      for (const other of [d.toISOString(), d.toString(), String(d.getUTCFullYear()), d.toUTCString().replace(' GMT', ' UTC'), d.toUTCString().toLowerCase()]) {
+        assert.equal(parseHttpDate(other), null, other);
+      }
+    }),
+    { numRuns: 500 },
+  );
+  assert.equal(parseHttpDate('1'), null, 'Date.parse reads this as 2001');
+  assert.equal(parseHttpDate('Sat, 31 Feb 2026 00:00:00 GMT'), null);
+  assert.equal(parseHttpDate('Sat, 21 Nov 2026 24:00:00 GMT'), null);
+  const v = { etag: '"x"', lastModified: new Date('2026-01-01T00:00:00Z') };
+  assert.equal(evaluateConditionals('PUT', { 'if-unmodified-since': '1' }, v), 'proceed', 'a condition that is no date is ignored');
+  assert.equal(evaluateConditionals('GET', { 'if-modified-since': '2030' }, v), 'proceed', 'a condition that is no date is ignored');
 });
