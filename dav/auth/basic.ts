@@ -20,15 +20,6 @@ const sameString = (a: string, b: string): boolean => {
   return x.length === y.length && timingSafeEqual(x, y);
 };
 
-/** The well-formed hash of each supported scheme (the salt alphabets as wide as the schemes allow). */
-const SCHEMES = [
-  /^\$(?:apr1|1)\$[^$]{0,8}\$[./0-9A-Za-z]{22}$/,
-  /^\{SHA\}[A-Za-z0-9+/]{27}=$/,
-  /^\$2[aby]\$(?:0[4-9]|[12]\d|3[01])\$[./0-9A-Za-z]{53}$/,
-  /^\$5\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{43}$/,
-  /^\$6\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{86}$/,
-];
-
 /**
  * SHA-crypt with a turn of the event loop every few milliseconds: a hash may ask for up to a billion rounds, and
  * the transfers of everyone else must not wait for one client's login.
@@ -42,25 +33,44 @@ async function shaCryptYielding(password: string, setting: ShaCryptSetting): Pro
   }
 }
 
+/** A password against a `$5$` or `$6$` hash, the event loop turning meanwhile. */
+async function verifyShaCrypt(password: string, hash: string): Promise<boolean> {
+  return sameString(await shaCryptYielding(password, parseShaCryptSetting(hash) as ShaCryptSetting), hash);
+}
+
 /**
- * Check a password against one htpasswd hash (false for a scheme this server does not know). bcrypt and
- * SHA-crypt take milliseconds to hundreds of them, by design; both give the event loop turns meanwhile.
+ * Each supported scheme: what its well-formed hashes look like (the salt alphabets as wide as the schemes allow),
+ * and how a password is checked against one. bcrypt and SHA-crypt take milliseconds to hundreds of them, by
+ * design; both give the event loop turns meanwhile.
  */
+const SCHEMES: { hash: RegExp; verify: (password: string, hash: string) => boolean | Promise<boolean> }[] = [
+  {
+    hash: /^\$(?:apr1|1)\$[^$]{0,8}\$[./0-9A-Za-z]{22}$/,
+    verify: (password, hash) => {
+      const magic = hash.startsWith('$apr1$') ? '$apr1$' : '$1$';
+      return sameString(md5crypt(password, hash.slice(magic.length).split('$')[0] ?? '', magic), hash);
+    },
+  },
+  {
+    hash: /^\{SHA\}[A-Za-z0-9+/]{27}=$/,
+    verify: (password, hash) => sameString(`{SHA}${createHash('sha1').update(password, 'utf8').digest('base64')}`, hash),
+  },
+  {
+    hash: /^\$2[aby]\$(?:0[4-9]|[12]\d|3[01])\$[./0-9A-Za-z]{53}$/,
+    verify: async (password, hash) => {
+      // Loaded on first use: a server without bcrypt users does not carry it.
+      const { default: bcrypt } = await import('bcryptjs');
+      return bcrypt.compare(password, hash);
+    },
+  },
+  { hash: /^\$5\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{43}$/, verify: verifyShaCrypt },
+  { hash: /^\$6\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{86}$/, verify: verifyShaCrypt },
+];
+
+/** Check a password against one htpasswd hash (false for a hash of no supported scheme, or a malformed one). */
 export async function verifyHtpasswd(password: string, hash: string): Promise<boolean> {
-  if (hash.startsWith('$apr1$') || hash.startsWith('$1$')) {
-    const magic = hash.startsWith('$apr1$') ? '$apr1$' : '$1$';
-    const salt = hash.slice(magic.length).split('$')[0] ?? '';
-    return sameString(md5crypt(password, salt, magic), hash);
-  }
-  if (hash.startsWith('{SHA}')) return sameString(`{SHA}${createHash('sha1').update(password, 'utf8').digest('base64')}`, hash);
-  if (/^\$2[aby]\$/.test(hash)) {
-    // Loaded on first use: a server without bcrypt users does not carry it.
-    const { default: bcrypt } = await import('bcryptjs');
-    return bcrypt.compare(password, hash);
-  }
-  const setting = parseShaCryptSetting(hash);
-  if (setting) return sameString(await shaCryptYielding(password, setting), hash);
-  return false;
+  const scheme = SCHEMES.find((s) => s.hash.test(hash));
+  return scheme ? scheme.verify(password, hash) : false;
 }
 
 /** Parse htpasswd text into user → hash; throws DAV_ERR_AUTH_FILE on an unsupported scheme, a malformed hash or line. */
@@ -73,7 +83,7 @@ export function parseHtpasswd(text: string, source = 'htpasswd file'): Map<strin
     if (i <= 0) throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${source} line ${n + 1} is not user:hash`);
     const user = line.slice(0, i);
     const hash = line.slice(i + 1);
-    if (!SCHEMES.some((scheme) => scheme.test(hash))) {
+    if (!SCHEMES.some((scheme) => scheme.hash.test(hash))) {
       throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${source}: user ${user} has a hash this server cannot check (${hash.slice(0, 4)}…: DES crypt, plain text or damaged); recreate it with htpasswd -B (bcrypt) or -5 (SHA-512)`);
     }
     users.set(user, hash);

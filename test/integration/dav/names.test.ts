@@ -7,19 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { hrefOf, parseUrlPath, TEMP_NAME } from '../../../dav/paths.js';
+import { hrefOf, parseUrlPath } from '../../../dav/paths.js';
 import { parseXml } from '../../../dav/xml-parse.js';
 import { childElements, DAV_NS, textOf, type XmlElement } from '../../../dav/xml.js';
+import { addressableName } from '../../helpers/names.js';
 import { startServer } from './harness.js';
-
-/** Characters of names: the ones URLs and XML give meaning to, often, and any code point at all. */
-const nameChar = fc.oneof(
-  fc.constantFrom(...Array.from('%#?;:@&=+$,\\ .~\'"<>[]{}|^`\r\n\t\u0001aZ09-_é€\u{10000}\u{1F600}')),
-  fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
-);
-const fileName = fc
-  .string({ unit: nameChar, minLength: 1, maxLength: 10 })
-  .filter((s) => !/\p{Cs}/u.test(s) && s !== '.' && s !== '..' && !/[/\0]/.test(s) && !TEMP_NAME.test(s));
 
 /** The DAV: child `name` of `el`. */
 const davChild = (el: XmlElement, name: string): XmlElement | undefined => childElements(el).find((c) => c.ns === DAV_NS && c.name === name);
@@ -28,7 +20,7 @@ test('property: any file name is listed, read, written and moved through the hre
   const h = await startServer(t);
   let run = 0;
   await fc.assert(
-    fc.asyncProperty(fc.uniqueArray(fileName, { minLength: 1, maxLength: 5 }), fileName, async (names, newName) => {
+    fc.asyncProperty(fc.uniqueArray(addressableName, { minLength: 1, maxLength: 5 }), addressableName, async (names, newName) => {
       const dir = `/run${run++}`;
       await mkdir(join(h.root, dir));
       for (const n of names) await writeFile(join(h.root, dir, n), `content of ${n}`);

@@ -296,7 +296,9 @@ function modelApply(model: Map<string, Map<string, string>>, c: Change): void {
   }
 }
 
-const contents = (s: DeadPropStore, paths: Iterable<string>) => [...paths].flatMap((p) => [...(s.get(p) ?? [])].map(([k, v]) => `${p} ${k} ${v}`)).sort();
+/** `path key value` lines, sorted: what a store (asked at `paths`) or the model holds, in one comparable form. */
+const lines = (entries: Iterable<[string, Iterable<[string, string]>]>) => [...entries].flatMap(([p, m]) => [...m].map(([k, v]) => `${p} ${k} ${v}`)).sort();
+const contents = (s: DeadPropStore, paths: Iterable<string>) => lines([...paths].map((p) => [p, s.get(p) ?? []]));
 
 test('property: two processes making random changes, with restarts, always agree with a model of the methods', async (t) => {
   const dir = await tempDir(t);
@@ -333,7 +335,7 @@ test('property: two processes making random changes, with restarts, always agree
             for (const p of [...universe]) if (p === c.from || p.startsWith(`${c.from}/`)) universe.add(c.to + p.slice(c.from.length));
           }
           modelApply(model, c);
-          const want = [...model].flatMap(([p, m]) => [...m].map(([k, v]) => `${p} ${k} ${v}`)).sort();
+          const want = lines(model);
           for (const other of stores) {
             await other.sync();
             assert.deepEqual(contents(other, universe), want);
@@ -343,8 +345,7 @@ test('property: two processes making random changes, with restarts, always agree
         await Promise.all(stores.map((s) => s.close()));
       }
       const fresh = await DeadPropStore.open(file, silentLogger);
-      const want = [...model].flatMap(([p, m]) => [...m].map(([k, v]) => `${p} ${k} ${v}`)).sort();
-      assert.deepEqual(contents(fresh, universe), want, 'replayed from the journal');
+      assert.deepEqual(contents(fresh, universe), lines(model), 'replayed from the journal');
       await fresh.close();
     }),
     { numRuns: 100 },
