@@ -165,6 +165,55 @@ test('conditionals follow RFC 9110 §13.2.2', () => {
   assert.equal(evaluateConditionals('GET', { 'if-none-match': '"z"', 'if-modified-since': same }, v), 'proceed');
 });
 
+test('property: conditionals and If-Range give what the steps of RFC 9110 give, read from the parts the headers were written from', () => {
+  // Tags and dates are generated as data and written out; the model decides on the data alone, step by step.
+  const tag = fc.record({ weak: fc.boolean(), opaque: fc.constantFrom('a', 'b', '') });
+  type Tag = { weak: boolean; opaque: string };
+  const write = (t: Tag) => `${t.weak ? 'W/' : ''}"${t.opaque}"`;
+  const etagField = fc.option(fc.oneof(fc.constant('*' as const), fc.array(tag, { minLength: 1, maxLength: 3 })), { nil: undefined });
+  // A date a few seconds around Last-Modified, as an HTTP-date or as ISO 8601, which Date.parse takes but HTTP does not:
+  // a condition with no HTTP-date is ignored.
+  const dateField = fc.option(fc.record({ offset: fc.integer({ min: -2, max: 2 }), http: fc.boolean() }), { nil: undefined });
+  const resource = fc.option(fc.record({ tag, lastModified: fc.integer({ min: 1e12, max: 2e12 }) }), { nil: null });
+  fc.assert(
+    fc.property(fc.constantFrom('GET', 'HEAD', 'PUT', 'DELETE', 'PROPPATCH'), resource, etagField, etagField, dateField, dateField, (method, res, im, inm, ius, ims) => {
+      const lmSeconds = res === null ? null : Math.floor(res.lastModified / 1000);
+      const dateText = (f: { offset: number; http: boolean } | undefined) => {
+        const d = f && new Date(((lmSeconds ?? 1.5e9) + f.offset) * 1000);
+        return d && (f.http ? d.toUTCString() : d.toISOString());
+      };
+      const listText = (f: '*' | Tag[] | undefined) => (f === undefined ? undefined : f === '*' ? '*' : f.map(write).join(', '));
+      const headers = { 'if-match': listText(im), 'if-none-match': listText(inm), 'if-unmodified-since': dateText(ius), 'if-modified-since': dateText(ims) };
+      const v = res === null ? { etag: null, lastModified: null } : { etag: write(res.tag), lastModified: new Date(res.lastModified) };
+
+      const strong = (a: Tag, b: Tag) => !a.weak && !b.weak && a.opaque === b.opaque;
+      const weak = (a: Tag, b: Tag) => a.opaque === b.opaque;
+      const readOnly = method === 'GET' || method === 'HEAD';
+      const model = (): 'proceed' | 304 | 412 => {
+        // Step 1: If-Match; step 2: otherwise If-Unmodified-Since (ignored without a valid date or a Last-Modified).
+        if (im !== undefined) {
+          if (!(res !== null && (im === '*' || im.some((t) => strong(t, res.tag))))) return 412;
+        } else if (ius?.http && lmSeconds !== null && ius.offset < 0) {
+          return 412; // modified after the date given
+        }
+        // Step 3: If-None-Match; step 4: otherwise If-Modified-Since, for GET and HEAD only.
+        if (inm !== undefined) {
+          if (res !== null && (inm === '*' || inm.some((t) => weak(t, res.tag)))) return readOnly ? 304 : 412;
+        } else if (readOnly && ims?.http && lmSeconds !== null && ims.offset >= 0) {
+          return 304; // not modified since the date given
+        }
+        return 'proceed';
+      };
+      assert.equal(evaluateConditionals(method, headers, v), model(), `${method} ${JSON.stringify(headers)} on ${JSON.stringify(v)}`);
+      // If-Range (§13.1.5) with the same parts: a tag must match strongly, a date must be Last-Modified exactly.
+      const rangeTag = Array.isArray(im) ? im[0] : undefined;
+      if (rangeTag) assert.equal(ifRangeAllows(write(rangeTag), v), res !== null && strong(rangeTag, res.tag), write(rangeTag));
+      if (ius) assert.equal(ifRangeAllows(headers['if-unmodified-since'], v), ius.http && lmSeconds !== null && ius.offset === 0, headers['if-unmodified-since']);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
 test('If-Range: strong tag or exact date', () => {
   const v = { etag: '"x"', lastModified: new Date('2024-01-02T03:04:05Z') };
   assert.ok(ifRangeAllows(undefined, v));
