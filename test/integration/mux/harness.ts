@@ -69,6 +69,17 @@ export function sessionPair(
   };
 }
 
+/** A seeded xorshift generator: `rand(n)` is an integer in [0, n). The same seed gives the same sequence. */
+export function random(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
 /**
  * Two Duplex ends joined through re-chunking transforms: every chunk written is cut at pseudo-random points
  * (from `seed`), so the far side's decoder sees frames split everywhere, as SPICEVMC_DATA messages split them.
@@ -76,13 +87,7 @@ export function sessionPair(
 export function choppedPair(seed: number): [Duplex, Duplex] {
   const [a, a2] = duplexPair();
   const [b2, b] = duplexPair();
-  let x = seed >>> 0 || 1;
-  const rand = (n: number): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const rand = random(seed);
   const chopper = (): Transform =>
     new Transform({
       transform(chunk: Buffer, _enc, cb) {
