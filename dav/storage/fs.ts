@@ -5,12 +5,12 @@
  * thread pool, see io.ts); listings go through the MetaCache when there is one.
  */
 import fs, { constants as C, createWriteStream, type Stats } from 'node:fs';
-import { link, mkdir, readdir, rmdir, unlink, utimes, statfs, lstat } from 'node:fs/promises';
+import { link, mkdir, readdir, readlink, rmdir, unlink, utimes, statfs, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Transform, type Readable } from 'node:stream';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { DavError, conflict, forbidden, fsError, notFound } from '../errors.js';
 import { childOf, TEMP_NAME, tempNameOf, type Confinement, type DavPath, type Resolved } from '../paths.js';
 import type { MetaCache } from '../cache.js';
@@ -187,12 +187,15 @@ export class FsStorage implements Storage {
   async openRead(path: DavPath): Promise<ReadHandle | { entry: Entry; collection: true }> {
     const r = await this.#conf.resolve(path);
     if (!r.exists) throw notFound(path);
+    // Resolving took the stats: a FIFO or a socket is refused before any open.
+    if (r.stats && !r.stats.isFile() && !r.stats.isDirectory()) throw special(path);
     const io = this.#io;
     let fd: number;
     try {
-      // O_NONBLOCK: opening a FIFO that slipped in must not hang.
+      // O_NONBLOCK: opening a FIFO that slipped in since must not hang. A socket cannot be opened at all (ENXIO).
       fd = await io.open(r.target, C.O_RDONLY | C.O_NONBLOCK | this.#noFollow);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENXIO') throw special(path);
       throw fsError(err, path);
     }
     let st: Stats;
@@ -291,22 +294,43 @@ export class FsStorage implements Storage {
       if (old !== null) await io.fchmod(fd, old.mode);
       if (options.mtime !== undefined) await io.futimes(fd, Date.now() / 1000, options.mtime);
       const st = await io.fstat(fd);
-      const closing = fd;
-      fd = null;
-      await io.close(closing);
+      // The file stays open until it has its name: if the host moves the folder meanwhile, the descriptor is
+      // what still finds the temporary (see #removeMoved).
       if (options.expect?.etag === null) await this.#placeNew(tmp, target, path);
       else {
         if (options.expect !== undefined) await this.#checkUnchanged(target, options.expect.etag, path);
         await io.rename(tmp, target, old?.size);
       }
+      const closing = fd;
+      fd = null;
+      await io.close(closing);
       return { created: old === null, entry: entryOf(path, st) };
     } catch (err) {
-      if (fd !== null) await io.close(fd).catch(() => {});
+      if (fd !== null) {
+        await this.#removeMoved(fd, tmp);
+        await io.close(fd).catch(() => {});
+      }
       await io.unlink(tmp).catch(() => {});
+      // The folder was there when the upload began: now it has been moved or deleted on the host.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw conflict(`the folder of ${path} was moved or deleted on the host during the upload; nothing was stored`);
       throw fsError(err, path);
     } finally {
       this.#release(tmp);
     }
+  }
+
+  /**
+   * Remove the temporary open on `fd` if it is no longer at `tmp`: the host moved its folder during the upload
+   * (a user reorganising folders while the guest copies), which took the temporary along, where no unlink of
+   * `tmp` finds it, and it would lie there, hidden, until the stale-temporary sweep a day later. Linux says where
+   * an open file is now (/proc/self/fd); elsewhere the sweep stays the way out. Only a file of our temporary's
+   * name inside the share is removed.
+   */
+  async #removeMoved(fd: number, tmp: string): Promise<void> {
+    if (process.platform !== 'linux') return;
+    const now = await readlink(`/proc/self/fd/${fd}`).catch(() => null);
+    if (now === null || now === tmp || basename(now) !== basename(tmp) || !this.#conf.contains(now)) return;
+    await this.#io.unlink(now).catch(() => {});
   }
 
   /**
@@ -345,6 +369,7 @@ export class FsStorage implements Storage {
 
   async createEmpty(path: DavPath): Promise<boolean> {
     const r = await this.#conf.resolve(path);
+    if (r.stats && !r.stats.isFile() && !r.stats.isDirectory()) throw special(path); // nothing to lock there
     if (r.exists) return false;
     if (!r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist`);
     try {
@@ -404,7 +429,7 @@ export class FsStorage implements Storage {
         else await fsExtra().copy(src.target, tmp, COPY_OPTIONS);
       } catch (err) {
         await discard(tmp);
-        throw fsError(err, to);
+        throw treeError(err, to);
       }
       return await this.#install(tmp, collection, dst, to);
     } finally {
@@ -457,7 +482,7 @@ export class FsStorage implements Storage {
       await fsExtra().move(src.entry, dst.target, { overwrite: false });
       return [];
     } catch (err) {
-      throw fsError(err, to);
+      throw treeError(err, to);
     }
   }
 
@@ -561,15 +586,36 @@ export class FsStorage implements Storage {
 
 /**
  * How COPY and a MOVE across file systems copy: links as links, nothing replaced (the copy goes to a fresh
- * temporary), timestamps kept, and no temporary of an upload in progress inside a copied collection.
+ * temporary), timestamps kept. What listings hide is left out: temporaries of uploads in progress, and special
+ * files (FIFOs, sockets, devices), which fs-extra refuses to copy, so one socket an application left in a
+ * folder made the whole COPY fail. A member gone by the time it is reached is left out too.
  */
 const COPY_OPTIONS = {
   dereference: false,
   errorOnExist: true,
   overwrite: false,
   preserveTimestamps: true,
-  filter: (p: string) => !TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1)),
+  filter: async (p: string): Promise<boolean> => {
+    if (TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1))) return false;
+    const st = await lstat(p).catch(() => null);
+    return st !== null && (st.isFile() || st.isDirectory() || st.isSymbolicLink());
+  },
 };
+
+/**
+ * fs-extra checks the paths again before it moves or copies, and reports what it finds with a plain Error, no
+ * code. Our checks came first and passed, so each of these means the tree changed in between: the host or another
+ * request made, moved or removed something there. That is a conflict to report (409), not an I/O fault (500).
+ */
+const FS_EXTRA_CHECKS = /^(dest already exists\.|'.*' already exists|Source and destination must not be the same\.|Cannot overwrite |Cannot (move|copy) '.*' to a subdirectory of itself)/;
+
+/** fsError, knowing fs-extra's code-less path checks (above). */
+function treeError(err: unknown, path: DavPath): DavError {
+  if (err instanceof Error && (err as NodeJS.ErrnoException).code === undefined && FS_EXTRA_CHECKS.test(err.message)) {
+    return new DavError(409, 'DAV_ERR_CONFLICT', `${path} changed on the host while the request ran (${err.message}); nothing was replaced`, { cause: err });
+  }
+  return fsError(err, path);
+}
 
 /** Remove a temporary copy that will not be installed; a failure leaves it for the stale-temporary sweep. */
 async function discard(tmp: string): Promise<void> {

@@ -2,13 +2,17 @@
  * Host file systems that do not behave like ext4. One that ignores case (macOS, Windows, FAT and exFAT sticks)
  * takes `Photos` for `photos`: Windows Explorer renames `photos` to `Photos` with a MOVE (Overwrite: F), and
  * replacing that "existing destination" the usual way would delete the folder being renamed. FAT and exFAT have no
- * hard links, which a PUT that may only create uses where it can. And hard links are two names of one file.
+ * hard links, which a PUT that may only create uses where it can. Hard links are two names of one file. And
+ * applications leave FIFOs and sockets in folders, which are no files to serve.
  */
 import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { link, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { link, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
-import { startServer, type Harness } from './harness.js';
+import { startServer, texts, type Harness } from './harness.js';
 import { mountExfat } from '../../helpers/tmp.js';
 
 test('a hard link of the source: MOVE removes the source name (rename(2) alone would not), Overwrite: F is 412', async (t) => {
@@ -25,6 +29,34 @@ test('a hard link of the source: MOVE removes the source name (rename(2) alone w
   assert.equal((await h.req('COPY', '/b.txt', { headers: { destination: '/c.txt' } })).status, 204);
   assert.notEqual((await stat(join(h.root, 'b.txt'))).ino, (await stat(join(h.root, 'c.txt'))).ino, 'the copy is a file of its own');
   assert.equal(await readFile(join(h.root, 'c.txt'), 'utf8'), 'data');
+});
+
+const LOCK_BODY = '<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>';
+
+test('FIFOs and sockets in the share are neither listed nor served nor replaced nor locked; COPY of their folder copies the rest', async (t) => {
+  const h = await startServer(t);
+  await mkdir(join(h.root, 'd'));
+  await writeFile(join(h.root, 'd', 'x.txt'), 'x');
+  execFileSync('mkfifo', [join(h.root, 'd', 'pipe')]);
+  const sock = net.createServer().listen(join(h.root, 'd', 'sock'));
+  t.after(() => sock.close());
+  await once(sock, 'listening');
+
+  const listing = await h.req('PROPFIND', '/d/', { headers: { depth: '1' } });
+  assert.equal(listing.status, 207);
+  assert.deepEqual(texts(listing.body, 'href').sort(), ['/d/', '/d/x.txt']);
+  // A GET that opened the FIFO would wait for a writer forever; it is refused from its type alone.
+  for (const name of ['pipe', 'sock']) {
+    assert.equal((await h.req('GET', `/d/${name}`)).status, 403, `GET ${name}`);
+    assert.equal((await h.req('PUT', `/d/${name}`, { body: 'data' })).status, 403, `PUT ${name}`);
+    assert.equal((await h.req('LOCK', `/d/${name}`, { body: LOCK_BODY })).status, 403, `LOCK ${name}`);
+  }
+  assert.equal((await h.req('COPY', '/d/', { headers: { destination: '/copy/' } })).status, 201);
+  assert.deepEqual(await readdir(join(h.root, 'copy')), ['x.txt']);
+  assert.deepEqual((await readdir(join(h.root, 'd'))).sort(), ['pipe', 'sock', 'x.txt'], 'the source is as it was');
+  // MOVE renames the folder: what it holds goes along, nothing of the host's is lost.
+  assert.equal((await h.req('MOVE', '/d/', { headers: { destination: '/moved/' } })).status, 201);
+  assert.deepEqual((await readdir(join(h.root, 'moved'))).sort(), ['pipe', 'sock', 'x.txt']);
 });
 
 test('a host that ignores case: MOVE renames photos to Photos (folder and file), COPY onto itself is 403, nothing lost', async (t) => {

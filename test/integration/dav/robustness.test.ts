@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdir, readdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
@@ -517,5 +517,28 @@ test('a conditional PUT whose target changes on the host during the upload gets 
     assert.deepEqual((await readdir(h.root)).filter((n) => n.startsWith('.spicedav-')), [], 'no temporary left');
   } finally {
     for (const u of uploads) u.abort();
+  }
+});
+
+test('the host moves the folder an upload goes to: 409, nothing stored, and the temporary does not travel with the folder', async (t) => {
+  const h = await startServer(t);
+  await mkdir(join(h.root, 'photos'));
+  const body = Buffer.alloc(100_000, 0x61);
+  for (const headers of [{}, { 'if-none-match': '*' }] as Record<string, string>[]) {
+    const upload = pausedPut(h.port, '/photos/new.jpg', body, headers);
+    try {
+      await until(async () => (await readdir(join(h.root, 'photos'))).some((n) => n.startsWith('.spicedav-')), 'the upload’s temporary');
+      await rename(join(h.root, 'photos'), join(h.root, 'sorted'));
+      const r = await upload.finish();
+      assert.equal(r.status, 409, r.body);
+      assert.match(r.body, /moved or deleted on the host during the upload/);
+    } finally {
+      upload.abort();
+    }
+    // On Linux the server finds the temporary where the folder went, through its open descriptor.
+    const left = await readdir(join(h.root, 'sorted'));
+    if (process.platform === 'linux') assert.deepEqual(left, [], `${JSON.stringify(headers)}: nothing left in the moved folder`);
+    await rm(join(h.root, 'sorted'), { recursive: true });
+    await mkdir(join(h.root, 'photos'));
   }
 });
