@@ -130,7 +130,8 @@ for (const inlineIo of [true, false]) {
         const listed = [...listing.body.matchAll(/<D:href>([^<]*)<\/D:href>/g)].map((m) => decodeURIComponent(m[1] as string)).filter((p) => p !== '/');
         assert.deepEqual(listed.sort(), disk, 'the listing after the batch is what is on disk');
       }),
-      { numRuns: 150 },
+      // The share carries over from batch to batch, so a shrunk batch would replay on another state: report, do not shrink.
+      { numRuns: 150, endOnFailure: true },
     );
   });
 }

@@ -2,24 +2,13 @@
 import assert from 'node:assert/strict';
 import { encodeClose, encodeFrame, MuxSession, type MuxChannel, type MuxRole } from '../../../mux/index.js';
 import { duplexPair } from '../../helpers/duplex-pair.js';
-import { within } from './harness.js';
+import { random, within } from './harness.js';
 
 const MAX_CHANNEL_BUFFER = 4096;
 const MAX_SESSION_BUFFER = 16384;
 const MAX_CHANNELS = 6;
 /** Largest chunk the fuzzer writes: the session may overshoot its bound by the chunk it is decoding. */
 const MAX_CHUNK = 20_000;
-
-/** xorshift32 in [0, n). */
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-}
 
 /**
  * One case: a session in a random role, with small limits, is fed a random stream of frames (a few reused ids,
@@ -28,7 +17,7 @@ function rng(seed: number): (n: number) => number {
  * bounds (buffered bytes, channel count), and must close once the transport ends or dies.
  */
 export async function sessionFuzzOnce(seed: number): Promise<void> {
-  const r = rng(seed);
+  const r = random(seed);
   const role: MuxRole = r(2) === 0 ? 'host' : 'guest';
   const [side, peer] = duplexPair(1 + r(70_000));
   const session = new MuxSession(side, {
