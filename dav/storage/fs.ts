@@ -87,11 +87,20 @@ export class FsStorage implements Storage {
     this.#noFollow = confinement.policy === 'never' ? C.O_NOFOLLOW : 0;
   }
 
-  async stat(path: DavPath): Promise<Entry | null> {
+  /**
+   * Resolve a path the request acts on: devices, FIFOs and sockets are refused here (403), from the stats
+   * resolving took, for every method at once. They are not served: a FIFO would block an open, a socket
+   * cannot be opened at all.
+   */
+  async #resolve(path: DavPath): Promise<Resolved> {
     const r = await this.#conf.resolve(path);
-    if (!r.exists || !r.stats) return null;
-    if (!r.stats.isFile() && !r.stats.isDirectory()) throw special(path);
-    return entryOf(path, r.stats);
+    if (r.stats && !servable(r.stats)) throw special(path);
+    return r;
+  }
+
+  async stat(path: DavPath): Promise<Entry | null> {
+    const r = await this.#resolve(path);
+    return r.exists && r.stats ? entryOf(path, r.stats) : null;
   }
 
   async list(path: DavPath): Promise<Entry[]> {
@@ -147,7 +156,7 @@ export class FsStorage implements Storage {
         if (!this.#conf.contains(target)) return false;
         st = await this.#io.stat(target);
       }
-      return st.isFile() || st.isDirectory() ? entryOf(childOf(parent, name), st) : false;
+      return servable(st) ? entryOf(childOf(parent, name), st) : false;
     } catch (err) {
       // Node reads a name that is not valid UTF-8 with U+FFFD in place of the bad bytes, so it no longer names
       // the file: such a file cannot be listed or served (a URL carries UTF-8). Say so, or it just seems lost.
@@ -185,10 +194,8 @@ export class FsStorage implements Storage {
   }
 
   async openRead(path: DavPath): Promise<ReadHandle | { entry: Entry; collection: true }> {
-    const r = await this.#conf.resolve(path);
+    const r = await this.#resolve(path);
     if (!r.exists) throw notFound(path);
-    // Resolving took the stats: a FIFO or a socket is refused before any open.
-    if (r.stats && !r.stats.isFile() && !r.stats.isDirectory()) throw special(path);
     const io = this.#io;
     let fd: number;
     try {
@@ -228,10 +235,9 @@ export class FsStorage implements Storage {
   }
 
   async prepareWrite(path: DavPath): Promise<PendingWrite> {
-    const r = await this.#conf.resolve(path);
+    const r = await this.#resolve(path);
     const st = r.exists ? r.stats : undefined;
     if (st?.isDirectory()) throw new DavError(405, 'DAV_ERR_IS_COLLECTION', `${path} is a collection; PUT needs a file name`);
-    if (st && !st.isFile()) throw special(path);
     if (!r.exists && !r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist; MKCOL it first`);
     if (st) await this.#mayReplace(r.target, path);
     return {
@@ -368,8 +374,7 @@ export class FsStorage implements Storage {
   }
 
   async createEmpty(path: DavPath): Promise<boolean> {
-    const r = await this.#conf.resolve(path);
-    if (r.stats && !r.stats.isFile() && !r.stats.isDirectory()) throw special(path); // nothing to lock there
+    const r = await this.#resolve(path);
     if (r.exists) return false;
     if (!r.parentIsDir) throw conflict(`the parent collection of ${path} does not exist`);
     try {
@@ -598,7 +603,7 @@ const COPY_OPTIONS = {
   filter: async (p: string): Promise<boolean> => {
     if (TEMP_NAME.test(p.slice(p.lastIndexOf('/') + 1))) return false;
     const st = await lstat(p).catch(() => null);
-    return st !== null && (st.isFile() || st.isDirectory() || st.isSymbolicLink());
+    return st !== null && (servable(st) || st.isSymbolicLink());
   },
 };
 
@@ -626,6 +631,11 @@ async function discard(tmp: string): Promise<void> {
 
 function changedMeanwhile(path: DavPath): DavError {
   return new DavError(412, 'DAV_ERR_CHANGED_MEANWHILE', `${path} changed on the host while the upload was arriving; its conditions no longer hold, so nothing was replaced`);
+}
+
+/** What the share serves: files and directories (not devices, FIFOs or sockets). */
+function servable(st: Stats): boolean {
+  return st.isFile() || st.isDirectory();
 }
 
 function special(path: DavPath): DavError {

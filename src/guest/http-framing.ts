@@ -26,6 +26,9 @@ export type CloseMeaning =
 /** How a message's body is delimited (RFC 9112 §6.3). */
 type Body = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' } | { kind: 'opaque' };
 
+/** A body the tracker cannot follow: its framer gives up, and with it the whole exchange (see #lost). */
+const OPAQUE: Body = { kind: 'opaque' };
+
 /** A head or chunk line longer than this is not followed: the tracker gives up rather than buffer it. */
 const MAX_HEAD = 64 * 1024;
 /** Requests sent and not yet answered that the tracker remembers the method of (pipelining depth). */
@@ -225,7 +228,6 @@ class MessageFramer {
 export class HttpExchangeTracker {
   /** Requests sent and not yet answered, oldest first: HEAD's answer has no body, a closing one ends the connection. */
   readonly #pending: { method: string; persistent: boolean }[] = [];
-  #lost = false;
   /** The last final response, or its request, said the connection ends after it. */
   #announced = false;
   readonly #requests = new MessageFramer(REQUEST_LINE, (lines) => this.#requestBody(lines));
@@ -233,12 +235,15 @@ export class HttpExchangeTracker {
 
   request(chunk: Buffer): void {
     if (!this.#lost) this.#requests.feed(chunk);
-    if (this.#requests.state >= State.Opaque) this.#lost = true;
   }
 
   response(chunk: Buffer): void {
     if (!this.#lost) this.#responses.feed(chunk);
-    if (this.#responses.state >= State.Opaque) this.#lost = true;
+  }
+
+  /** Either direction stopped being followed: the exchange as a whole is then not followed. */
+  get #lost(): boolean {
+    return this.#requests.state >= State.Opaque || this.#responses.state >= State.Opaque;
   }
 
   closeMeaning(): CloseMeaning {
@@ -255,10 +260,10 @@ export class HttpExchangeTracker {
     const head = parseHead(lines);
     const method = head.startLine.slice(0, head.startLine.indexOf(' '));
     // After CONNECT the bytes may be a tunnel's: not followed (nor is it a WebDAV client's business).
-    if (method === 'CONNECT' || this.#pending.length >= MAX_PENDING) return this.#lose();
+    if (method === 'CONNECT' || this.#pending.length >= MAX_PENDING) return OPAQUE;
     this.#pending.push({ method, persistent: head.persistent });
-    if (head.lastCoding !== undefined) return head.lastCoding === 'chunked' ? { kind: 'chunked' } : this.#lose();
-    if (head.contentLength === 'invalid') return this.#lose();
+    if (head.lastCoding !== undefined) return head.lastCoding === 'chunked' ? { kind: 'chunked' } : OPAQUE;
+    if (head.contentLength === 'invalid') return OPAQUE;
     return head.contentLength === undefined ? { kind: 'none' } : { kind: 'length', length: head.contentLength };
   }
 
@@ -266,19 +271,14 @@ export class HttpExchangeTracker {
     const head = parseHead(lines);
     const code = Number(STATUS_LINE.exec(head.startLine)?.[1]);
     // 101 hands the connection to another protocol; other 1xx are interim and answer no request yet.
-    if (code === 101) return { kind: 'opaque' };
+    if (code === 101) return OPAQUE;
     if (code < 200) return { kind: 'none' };
     // A response the client did not ask for (a 408 before any request, say) is framed like a GET's.
     const { method, persistent } = this.#pending.shift() ?? { method: 'GET', persistent: true };
     this.#announced = !persistent || !head.persistent;
     if (method === 'HEAD' || code === 204 || code === 304) return { kind: 'none' };
     if (head.lastCoding !== undefined) return head.lastCoding === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
-    if (head.contentLength === 'invalid') return this.#lose();
+    if (head.contentLength === 'invalid') return OPAQUE;
     return head.contentLength === undefined ? { kind: 'close' } : { kind: 'length', length: head.contentLength };
-  }
-
-  #lose(): Body {
-    this.#lost = true;
-    return { kind: 'opaque' };
   }
 }

@@ -73,7 +73,7 @@ class Workload {
       switch (o.op) {
         case 'host-save': {
           const tmp = join(h.outside, `save-${this.#next}`);
-          await writeFile(tmp, this.content((o as { size: number }).size));
+          await writeFile(tmp, this.content(o.size));
           return quiet(rename(tmp, disk(o.path)).catch(() => unlink(tmp)));
         }
         case 'host-rm':
@@ -81,7 +81,7 @@ class Workload {
         case 'host-mkdir':
           return quiet(mkdir(disk(o.path)));
         case 'host-mv':
-          return quiet(rename(disk(o.path), disk((o as { to: string }).to)));
+          return quiet(rename(disk(o.path), disk(o.to)));
       }
     }
     let reply;
