@@ -2,6 +2,7 @@
  * HTTP conditional requests (RFC 9110 §13): If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since,
  * evaluated in the order of §13.2.2, and If-Range. Pure: the caller passes the current validators.
  */
+import { parseHttpDate } from './http-date.js';
 
 /** The current validators of the target resource; `etag` null means the resource does not exist. */
 export interface Validators {
@@ -36,44 +37,6 @@ export function strongMatch(a: string, b: string): boolean {
 /** Weak comparison: opaque parts identical. */
 export function weakMatch(a: string, b: string): boolean {
   return opaque(a) === opaque(b);
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const DAY = String.raw`(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)`;
-const LONG_DAY = String.raw`(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)`;
-const MONTH = `(${MONTHS.join('|')})`;
-const TIME = String.raw`(\d\d):(\d\d):(\d\d)`;
-/** The three forms of RFC 9110 §5.6.7, as [pattern, index of day, month, year, hour] in the match. */
-const HTTP_DATES: [RegExp, number, number, number, number][] = [
-  [new RegExp(String.raw`^${DAY}, (\d\d) ${MONTH} (\d{4}) ${TIME} GMT$`), 1, 2, 3, 4], // IMF-fixdate
-  [new RegExp(String.raw`^${LONG_DAY}, (\d\d)-${MONTH}-(\d\d) ${TIME} GMT$`), 1, 2, 3, 4], // obsolete RFC 850
-  [new RegExp(String.raw`^${DAY} ${MONTH} ( \d|\d\d) ${TIME} (\d{4})$`), 2, 1, 6, 3], // obsolete asctime
-];
-
-/**
- * Parse an HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, or the obsolete RFC 850 and asctime forms); null when absent
- * or anything else, which makes its condition be ignored, as the RFC requires. (`Date.parse` would take "1" for
- * the year 2001.)
- */
-export function parseHttpDate(value: string | undefined): Date | null {
-  if (value === undefined) return null;
-  const text = value.trim();
-  for (const [pattern, day, month, year, hour] of HTTP_DATES) {
-    const m = pattern.exec(text);
-    if (!m) continue;
-    const n = (i: number) => Number(m[i]);
-    let y = n(year);
-    // A two-digit year more than 50 years ahead is in the past century (RFC 9110 §5.6.7).
-    if ((m[year] as string).length === 2) y += y + 2000 > new Date().getUTCFullYear() + 50 ? 1900 : 2000;
-    const [h, min, sec] = [n(hour), n(hour + 1), n(hour + 2)];
-    if (h > 23 || min > 59 || sec > 60) return null;
-    const date = new Date(0);
-    date.setUTCFullYear(y, MONTHS.indexOf(m[month] as string), n(day)); // not Date.UTC, which reads 0–99 as 19xx
-    date.setUTCHours(h, min, Math.min(sec, 59));
-    // 31 Feb rolls over into March: a day the month does not have is no date.
-    return date.getUTCDate() === n(day) ? date : null;
-  }
-  return null;
 }
 
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);

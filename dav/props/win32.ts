@@ -5,6 +5,7 @@
  * dead properties instead (read back as sent).
  */
 import { DavError } from '../errors.js';
+import { parseHttpDate } from '../headers/http-date.js';
 import { textOf, type XmlElement } from '../xml.js';
 import { MS_NS } from './live.js';
 
@@ -32,9 +33,10 @@ export function win32Effect(el: XmlElement): Win32Effect {
 }
 
 function parseTime(name: string, value: string): number {
-  const t = Date.parse(value);
-  if (Number.isNaN(t)) throw badValue(name, value);
-  return t;
+  // MS-WDV §2.2.1 sends RFC 1123 dates; read strictly, so a stray value never stamps the file with a made-up time.
+  const date = parseHttpDate(value);
+  if (date === null) throw badValue(name, value);
+  return date.getTime();
 }
 
 function badValue(name: string, value: string): DavError {

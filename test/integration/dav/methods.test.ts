@@ -350,8 +350,12 @@ test('Win32 properties: times land on the real file, attributes and creation tim
   assert.ok(r.body.includes('Mon, 01 Jan 2001 00:00:00 GMT</'), r.body);
   assert.ok(r.body.includes('00000021</'));
   assert.deepEqual(texts(r.body, 'getlastmodified'), [mtime]);
-  const bad = await h.req('PROPPATCH', '/w.doc', { body: '<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32LastModifiedTime>not a date</Z:Win32LastModifiedTime></D:prop></D:set></D:propertyupdate>' });
-  assert.match(bad.body, /HTTP\/1.1 409/);
+  // Anything but an HTTP-date is refused and leaves the file's time alone; `Date.parse` took "1" for 2001.
+  for (const value of ['not a date', '1', '2030-01-01', 'Tue, 31 Feb 2026 00:00:00 GMT']) {
+    const bad = await h.req('PROPPATCH', '/w.doc', { body: `<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32LastModifiedTime>${value}</Z:Win32LastModifiedTime></D:prop></D:set></D:propertyupdate>` });
+    assert.match(bad.body, /HTTP\/1.1 409/, value);
+    assert.equal((await stat(join(h.root, 'w.doc'))).mtime.toUTCString(), mtime, value);
+  }
 });
 
 test('LOCK/UNLOCK: exclusive, 423 for others, token in If unlocks writes, refresh, unmapped URL, expiry', async (t) => {

@@ -6,7 +6,8 @@ import { parseOverwrite } from '../../../dav/headers/overwrite.js';
 import { parseTimeout } from '../../../dav/headers/timeout.js';
 import { parseDestination } from '../../../dav/headers/destination.js';
 import { parseRange } from '../../../dav/headers/range.js';
-import { evaluateConditionals, ifRangeAllows, parseEtagList, parseHttpDate, strongMatch, weakMatch } from '../../../dav/headers/conditional.js';
+import { evaluateConditionals, ifRangeAllows, parseEtagList, strongMatch, weakMatch } from '../../../dav/headers/conditional.js';
+import { parseHttpDate } from '../../../dav/headers/http-date.js';
 import { parseIf, type IfCondition } from '../../../dav/headers/if.js';
 import { DavError } from '../../../dav/errors.js';
 
