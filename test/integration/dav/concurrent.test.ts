@@ -5,13 +5,17 @@
  * a GET returns one whole version of a file (never a mix or a part), no upload leaves a temporary file behind, and
  * once the batch is over a listing shows exactly what is on disk. With file calls inline and on the thread pool,
  * which interleave differently.
+ *
+ * Locks join in: LOCK and UNLOCK in the batches, and writes with or without every known token. A lock that lived
+ * through a whole batch protected what it covers from every write without its token; no lock ends but by UNLOCK
+ * or a write that carried its token; and no two live locks conflict.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { startServer, type Harness } from './harness.js';
+import { startServer, type Harness, type Reply } from './harness.js';
 
 const FILES = ['/a', '/b', '/d/a', '/d/b', '/e/f/a'];
 const DIRS = ['/d/', '/e/', '/e/f/'];
@@ -20,14 +24,19 @@ const ANY = [...FILES, ...DIRS, '/'];
 const file = fc.constantFrom(...FILES);
 const dir = fc.constantFrom(...DIRS);
 const size = fc.integer({ min: 0, max: 200_000 });
+/** Whether a write submits every lock token known when its batch began. */
+const tokens = fc.boolean();
 const operation = fc.oneof(
-  fc.record({ op: fc.constant('PUT' as const), path: file, size }),
+  fc.record({ op: fc.constant('PUT' as const), path: file, size, tokens }),
   fc.record({ op: fc.constant('GET' as const), path: file }),
-  fc.record({ op: fc.constant('DELETE' as const), path: fc.constantFrom(...ANY.filter((p) => p !== '/')) }),
-  fc.record({ op: fc.constant('MKCOL' as const), path: dir }),
-  fc.record({ op: fc.constantFrom('COPY' as const, 'MOVE' as const), path: fc.constantFrom(...ANY.filter((p) => p !== '/')), to: fc.constantFrom(...FILES, ...DIRS), overwrite: fc.boolean() }),
+  fc.record({ op: fc.constant('DELETE' as const), path: fc.constantFrom(...ANY.filter((p) => p !== '/')), tokens }),
+  fc.record({ op: fc.constant('MKCOL' as const), path: dir, tokens }),
+  fc.record({ op: fc.constantFrom('COPY' as const, 'MOVE' as const), path: fc.constantFrom(...ANY.filter((p) => p !== '/')), to: fc.constantFrom(...FILES, ...DIRS), overwrite: fc.boolean(), tokens }),
   fc.record({ op: fc.constant('PROPFIND' as const), path: fc.constantFrom(...DIRS, '/'), depth: fc.constantFrom('0', '1', 'infinity') }),
-  fc.record({ op: fc.constant('PROPPATCH' as const), path: file }),
+  fc.record({ op: fc.constant('PROPPATCH' as const), path: file, tokens }),
+  fc.record({ op: fc.constant('LOCK' as const), path: fc.constantFrom(...ANY), scope: fc.constantFrom('exclusive' as const, 'shared' as const), depth: fc.constantFrom('0' as const, 'infinity' as const), tokens }),
+  // One of the locks live when the batch began, released at its root or (409) elsewhere.
+  fc.record({ op: fc.constant('UNLOCK' as const), pick: fc.nat(), path: fc.option(fc.constantFrom(...ANY)) }),
   // On the host: an editor's save (write beside, rename over), rm, rm -r, mkdir, mv.
   fc.record({ op: fc.constant('host-save' as const), path: file, size }),
   fc.record({ op: fc.constant('host-rm' as const), path: fc.constantFrom(...FILES, ...DIRS) }),
@@ -47,9 +56,56 @@ async function onDisk(root: string, rel = '/'): Promise<string[]> {
   return out;
 }
 
+/** A lock as the test knows it: where it was asked for, its root (no trailing slash), depth and scope. */
+interface KnownLock {
+  token: string;
+  at: string;
+  root: string;
+  depth: '0' | 'infinity';
+  scope: 'exclusive' | 'shared';
+}
+
+const bare = (p: string) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p);
+const parentOf = (p: string) => bare(p).slice(0, bare(p).lastIndexOf('/')) || '/';
+const below = (p: string, root: string) => (root === '/' ? p !== '/' : p.startsWith(`${root}/`));
+/** The lock applies to `p`: it is rooted there, or at depth infinity above it. */
+const covers = (l: KnownLock, p: string) => l.root === bare(p) || (l.depth === 'infinity' && below(bare(p), l.root));
+/** The lock is rooted at `p` or below it: a DELETE or MOVE of `p` takes it away. */
+const inTree = (l: KnownLock, p: string) => l.root === bare(p) || below(l.root, bare(p));
+
+/** What a successful write changed: one resource, a resource and everything below it, or a collection's members. */
+type Change = { self: string } | { tree: string } | { members: string };
+/** RFC 4918 §7: the lock forbids the change to anyone without its token. */
+const forbids = (l: KnownLock, c: Change) => ('self' in c ? covers(l, c.self) : 'tree' in c ? covers(l, c.tree) || inTree(l, c.tree) : covers(l, c.members));
+
+/** What an operation that got `status` changed; only whole successes count (a 207 DELETE or COPY did a part). */
+function changes(o: Operation, status: number): Change[] {
+  switch (o.op) {
+    case 'PUT':
+      return status === 201 ? [{ self: o.path }, { members: parentOf(o.path) }] : status === 204 ? [{ self: o.path }] : [];
+    case 'MKCOL':
+      return status === 201 ? [{ self: o.path }, { members: parentOf(o.path) }] : [];
+    case 'DELETE':
+      return status === 204 ? [{ tree: o.path }, { members: parentOf(o.path) }] : [];
+    case 'MOVE':
+    case 'COPY': {
+      if (status !== 201 && status !== 204) return [];
+      const to: Change[] = [{ tree: o.to }, { members: parentOf(o.to) }];
+      return o.op === 'MOVE' ? [{ tree: o.path }, { members: parentOf(o.path) }, ...to] : to;
+    }
+    case 'LOCK':
+      // A LOCK on an unmapped URL creates an empty file (RFC 4918 §7.3).
+      return status === 201 ? [{ members: parentOf(o.path) }] : [];
+    default:
+      return [];
+  }
+}
+
 /** Runs batches against one server; `versions` knows every content ever written, by its first line. */
 class Workload {
-  readonly versions = new Map<string, Buffer>();
+  readonly versions = new Map<string, Buffer>([['', Buffer.alloc(0)]]); // a LOCK on an unmapped URL writes ""
+  /** The locks live after the last batch. */
+  locks: KnownLock[] = [];
   #next = 0;
 
   constructor(readonly h: Harness) {}
@@ -63,8 +119,64 @@ class Workload {
     return body;
   }
 
-  /** Runs one operation; returns what went wrong, or null. */
-  async run(o: Operation): Promise<string | null> {
+  /** Runs a batch at once, then checks the locks; returns what went wrong. */
+  async batch(ops: Operation[]): Promise<string[]> {
+    const before = this.locks;
+    const granted: KnownLock[] = [];
+    const ended = new Set<string>(); // tokens an UNLOCK or a write with tokens may have ended
+    const problems: string[] = [];
+    const tokenless: [Operation, number][] = [];
+    await Promise.all(
+      ops.map(async (o) => {
+        const r = await this.run(o, before);
+        if (typeof r === 'string') return problems.push(r);
+        if (r === null) return;
+        const submitted = 'tokens' in o && o.tokens && before.length > 0;
+        if (!submitted) tokenless.push([o, r.status]);
+        if (o.op === 'UNLOCK') ended.add(this.#pick(before, o.pick).token);
+        // DELETE drops the locks in its tree, even when a member stays (207); MOVE those in its source.
+        const dropped = (o.op === 'DELETE' && (r.status === 204 || r.status === 207)) || (o.op === 'MOVE' && (r.status === 201 || r.status === 204));
+        if (submitted && dropped) for (const l of before) if (inTree(l, o.path)) ended.add(l.token);
+        if (o.op === 'LOCK' && (r.status === 200 || r.status === 201)) {
+          const token = /<([^>]+)>/.exec(String(r.headers['lock-token']))?.[1];
+          if (token === undefined) return problems.push(`LOCK ${o.path}: ${r.status} without a Lock-Token`);
+          granted.push({ token, at: o.path, root: bare(o.path), depth: o.depth, scope: o.scope });
+        }
+      }),
+    );
+    // Which locks live now: a refresh with the token succeeds (200) or finds none (412).
+    const live: KnownLock[] = [];
+    for (const l of [...before, ...granted]) {
+      const r = await this.h.req('LOCK', l.at, { headers: { if: `(<${l.token}>)`, timeout: 'Second-3600' } });
+      if (r.status === 200) live.push(l);
+      else if (r.status !== 412) problems.push(`refresh of ${l.token} at ${l.at}: ${r.status}`);
+    }
+    this.locks = live;
+    const kept = before.filter((l) => live.includes(l));
+    for (const l of before) if (!kept.includes(l) && !ended.has(l.token)) problems.push(`lock on ${l.root} ended with no UNLOCK and no write with its token`);
+    // A lock live before and after the batch was live throughout it: no write without its token got past it.
+    for (const [o, status] of tokenless) {
+      for (const c of changes(o, status)) {
+        const l = kept.find((k) => forbids(k, c));
+        if (l) problems.push(`${o.op} ${o.path}: ${status} without a token, changing ${JSON.stringify(c)} under the ${l.scope} depth-${l.depth} lock on ${l.root}`);
+      }
+    }
+    for (const a of live) {
+      for (const b of live) {
+        if (a !== b && (covers(a, b.root) || covers(b, a.root)) && (a.scope === 'exclusive' || b.scope === 'exclusive')) {
+          problems.push(`conflicting locks live at once: ${a.scope} on ${a.root} (depth ${a.depth}) and ${b.scope} on ${b.root} (depth ${b.depth})`);
+        }
+      }
+    }
+    return problems;
+  }
+
+  #pick(locks: KnownLock[], n: number): KnownLock {
+    return locks[n % locks.length] as KnownLock;
+  }
+
+  /** Runs one operation; returns what went wrong, the reply to judge, or null (a host change, a skipped UNLOCK). */
+  async run(o: Operation, locks: KnownLock[]): Promise<string | Reply | null> {
     const { h } = this;
     const disk = (p: string) => join(h.root, p);
     if (o.op.startsWith('host-')) {
@@ -84,14 +196,16 @@ class Workload {
           return quiet(rename(disk(o.path), disk(o.to)));
       }
     }
+    // Every token known, and a list that always holds (Not a token no lock has), so the If header never fails.
+    const headers: Record<string, string> = 'tokens' in o && o.tokens && locks.length > 0 ? { if: `${locks.map((l) => `(<${l.token}>)`).join(' ')} (Not <DAV:no-lock>)` } : {};
     let reply;
     switch (o.op) {
       case 'PUT':
-        reply = await h.req('PUT', o.path, { body: this.content(o.size) });
+        reply = await h.req('PUT', o.path, { headers, body: this.content(o.size) });
         break;
       case 'COPY':
       case 'MOVE':
-        reply = await h.req(o.op, o.path, { headers: { destination: o.to, overwrite: o.overwrite ? 'T' : 'F', depth: 'infinity' } });
+        reply = await h.req(o.op, o.path, { headers: { ...headers, destination: o.to, overwrite: o.overwrite ? 'T' : 'F', depth: 'infinity' } });
         break;
       case 'PROPFIND':
         reply = await h.req('PROPFIND', o.path, { headers: { depth: o.depth } });
@@ -99,11 +213,24 @@ class Workload {
         break;
       case 'PROPPATCH':
         reply = await h.req('PROPPATCH', o.path, {
+          headers,
           body: `<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><x:n xmlns:x="urn:t">${this.#next++}</x:n></D:prop></D:set></D:propertyupdate>`,
         });
         break;
+      case 'LOCK':
+        reply = await h.req('LOCK', o.path, {
+          headers: { ...headers, depth: o.depth, timeout: 'Second-3600' },
+          body: `<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:${o.scope}/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`,
+        });
+        break;
+      case 'UNLOCK': {
+        if (locks.length === 0) return null;
+        const l = this.#pick(locks, o.pick);
+        reply = await h.req('UNLOCK', o.path ?? l.at, { headers: { 'lock-token': `<${l.token}>` } });
+        break;
+      }
       default:
-        reply = await h.req(o.op, o.path);
+        reply = await h.req(o.op, o.path, { headers });
     }
     if (reply.status === 500 || reply.status === 503) return `${o.op} ${o.path}: ${reply.status} ${reply.body.slice(0, 300)}`;
     if (o.op === 'GET' && reply.status === 200 && !String(reply.headers['content-type']).startsWith('text/html')) {
@@ -111,23 +238,22 @@ class Workload {
       const whole = this.versions.get(head);
       if (!whole?.equals(reply.raw)) return `GET ${o.path}: ${reply.raw.length} bytes starting "${head.trim()}" are not a version written whole`;
     }
-    return null;
+    return reply;
   }
 }
 
 for (const inlineIo of [true, false]) {
-  test(`property: requests and host changes at once get deliberate answers, whole files, no temporaries, a true listing (${inlineIo ? 'inline' : 'thread-pool'} I/O)`, { timeout: 180_000 }, async (t) => {
+  test(`property: requests, locks and host changes at once get deliberate answers, whole files, no temporaries, a true listing, locks kept (${inlineIo ? 'inline' : 'thread-pool'} I/O)`, { timeout: 180_000 }, async (t) => {
     const h = await startServer(t, { inlineIo });
     const w = new Workload(h);
     await fc.assert(
       fc.asyncProperty(fc.array(operation, { minLength: 2, maxLength: 12 }), async (batch) => {
-        const problems = (await Promise.all(batch.map((o) => w.run(o)))).filter((p) => p !== null);
-        assert.deepEqual(problems, [], JSON.stringify(batch));
+        assert.deepEqual(await w.batch(batch), [], JSON.stringify({ batch, locks: w.locks }));
         const disk = (await onDisk(h.root)).sort();
         assert.deepEqual(disk.filter((p) => p.includes('.spicedav-')), [], 'temporary files left behind');
         const listing = await h.req('PROPFIND', '/', { headers: { depth: 'infinity' } });
         assert.equal(listing.status, 207);
-        const listed = [...listing.body.matchAll(/<D:href>([^<]*)<\/D:href>/g)].map((m) => decodeURIComponent(m[1] as string)).filter((p) => p !== '/');
+        const listed = [...listing.body.matchAll(/<D:response>\s*<D:href>([^<]*)<\/D:href>/g)].map((m) => decodeURIComponent(m[1] as string)).filter((p) => p !== '/');
         assert.deepEqual(listed.sort(), disk, 'the listing after the batch is what is on disk');
       }),
       // The share carries over from batch to batch, so a shrunk batch would replay on another state: report, do not shrink.

@@ -416,3 +416,29 @@ test('locks: shared locks, depth-infinity collection locks, tagged If lists, MOV
   assert.equal((await h.req('LOCK', '/c/new', { headers: { if: `(<${tc}>)` } })).status, 200, 'refresh through a member (indirect)');
   assert.equal((await h.req('PUT', '/c/new', { body: 'x', headers: { if: '(<urn:uuid:wrong>) (Not <DAV:no-lock>)' } })).status, 423, 'a true If header without the token is still locked');
 });
+
+test('locks: a LOCK that creates a file needs the tokens of its folder\'s locks, shared ones too', async (t) => {
+  const h = await startServer(t);
+  const lockinfo = (scope: string) => `<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:${scope}/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`;
+  await mkdir(join(h.root, 'c'));
+  for (const [scope, depth] of [['exclusive', '0'], ['shared', '0'], ['shared', 'infinity']]) {
+    const folder = await h.req('LOCK', '/c/', { body: lockinfo(scope as string), headers: { depth: depth as string } });
+    assert.equal(folder.status, 200);
+    const token = /<([^>]+)>/.exec(String(folder.headers['lock-token']))?.[1];
+    // Another client's LOCK on a new name would add a member to the locked folder.
+    const other = await h.req('LOCK', '/c/new', { body: lockinfo('shared'), headers: { depth: '0' } });
+    assert.equal(other.status, 423, `${scope} depth ${depth}`);
+    assert.match(other.body, /lock-token-submitted/);
+    assert.deepEqual(await readdir(join(h.root, 'c')), [], 'nothing was created');
+    const holder = await h.req('LOCK', '/c/new', { body: lockinfo('shared'), headers: { depth: '0', if: `</c/> (<${token}>)` } });
+    assert.equal(holder.status, 201, `${scope} depth ${depth}: the folder's holder creates`);
+    const mine = /<([^>]+)>/.exec(String(holder.headers['lock-token']))?.[1];
+    assert.equal((await h.req('UNLOCK', '/c/new', { headers: { 'lock-token': `<${mine}>` } })).status, 204);
+    assert.equal((await h.req('DELETE', '/c/new', { headers: { if: `</c/> (<${token}>)` } })).status, 204);
+    assert.equal((await h.req('UNLOCK', '/c/', { headers: { 'lock-token': `<${token}>` } })).status, 204);
+  }
+  // A LOCK on a file that exists adds nothing, so the folder's depth-0 lock does not stand in its way.
+  await writeFile(join(h.root, 'c', 'old'), 'x');
+  assert.equal((await h.req('LOCK', '/c/', { body: lockinfo('exclusive'), headers: { depth: '0' } })).status, 200);
+  assert.equal((await h.req('LOCK', '/c/old', { body: lockinfo('exclusive'), headers: { depth: '0' } })).status, 200);
+});
