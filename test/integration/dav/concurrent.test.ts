@@ -93,6 +93,8 @@ function changes(o: Operation, status: number): Change[] {
       const to: Change[] = [{ tree: o.to }, { members: parentOf(o.to) }];
       return o.op === 'MOVE' ? [{ tree: o.path }, { members: parentOf(o.path) }, ...to] : to;
     }
+    case 'PROPPATCH':
+      return status === 207 ? [{ self: o.path }] : [];
     case 'LOCK':
       // A LOCK on an unmapped URL creates an empty file (RFC 4918 §7.3).
       return status === 201 ? [{ members: parentOf(o.path) }] : [];
