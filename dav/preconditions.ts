@@ -71,23 +71,11 @@ export interface LockScope {
  */
 export function checkLocks(ctx: RequestContext, path: DavPath, scope: LockScope = {}): void {
   const { locks } = ctx.dav;
+  const submitted = ctx.submittedTokens();
   const applicable: Lock[] = [...locks.covering(path)];
   if (scope.depthInfinity) applicable.push(...locks.below(path));
   if (scope.membership && path !== '/') applicable.push(...locks.at(parentOf(path)).filter((l) => l.depth === 0));
-  requireTokens(ctx, applicable);
-}
-
-/**
- * Throw 423 unless the request submits a token for every lock on the parent of `path`: creating `path` adds a
- * member to it (RFC 4918 §7.4). For a write that does not otherwise touch `path`'s own locks (a LOCK that creates).
- */
-export function checkMembership(ctx: RequestContext, path: DavPath): void {
-  if (path !== '/') requireTokens(ctx, ctx.dav.locks.covering(parentOf(path)));
-}
-
-function requireTokens(ctx: RequestContext, applicable: Lock[]): void {
   if (applicable.length === 0) return;
-  const submitted = ctx.submittedTokens();
   const missing = applicable.filter((l) => !submitted.has(l.token) && !(l.scope === 'shared' && sameTarget(l, applicable, submitted)));
   if (missing.length === 0) return;
   throw locked([...new Set(missing.map((l) => hrefOf(l.path, false)))]);

@@ -7,7 +7,8 @@ import { DAV_NS, childElements, escapeText, isElement, serializeElement, type Xm
 import { sendXml } from '../respond.js';
 import { parseDepth } from '../headers/depth.js';
 import { parseTimeout } from '../headers/timeout.js';
-import { checkIfHeader, checkMembership } from '../preconditions.js';
+import { checkIfHeader, checkLocks } from '../preconditions.js';
+import { parentOf } from '../paths.js';
 import { activeLockXml } from '../props/live.js';
 import type { Lock } from '../locks.js';
 import type { RequestContext } from '../context.js';
@@ -62,11 +63,11 @@ export const lock: MethodHandler = {
     if (depth === 1) throw badRequest('DAV_ERR_BAD_DEPTH', 'LOCK takes Depth 0 or infinity');
     const existing = await ctx.entry();
     await checkIfHeader(ctx);
-    // The empty file a LOCK on an unmapped URL creates is a new member of its folder, which that folder's locks
-    // guard like any other (Apache checks the same). Only what was found missing here is created, so that a 201
-    // always went through this check, even if the host removes the file in between (the lock then waits on an
-    // unmapped URL, and a PUT with its token fills it).
-    if (!existing) checkMembership(ctx, ctx.path);
+    // The empty file a LOCK on an unmapped URL creates is a new member of its folder, a write to that folder, so
+    // every lock that covers the folder applies (Apache checks the same; the root always exists). Only what was
+    // found missing here is created, so that a 201 always went through this check, even if the host removes the
+    // file in between (the lock then waits on an unmapped URL, and a PUT with its token fills it).
+    if (!existing) checkLocks(ctx, parentOf(ctx.path));
     const l = await locks.create({ path: ctx.path, depth, scope, owner, timeouts });
     let created = false;
     try {
