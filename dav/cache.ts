@@ -20,7 +20,8 @@
  *   descriptor (libuv keeps one per loop, and the kernel keeps its events in order) and waits for that event:
  *   once it has been read, every event queued before the request has been read too. If the barrier does not
  *   complete in time, the listing is read from disk instead.
- * - A listing is stored only if no event touched its directory while it was being read (an epoch check).
+ * - A listing is stored only if no event touched its directory from before it was read until a barrier after
+ *   (an epoch check), so every change that could have disturbed the reads has been seen.
  */
 import { mkdtempSync, readdirSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher } from 'node:fs';
 import { utimes } from 'node:fs/promises';
@@ -147,10 +148,18 @@ export class MetaCache {
     return st.epoch;
   }
 
-  /** Store a listing read while the epoch was `epoch`; ignored if anything happened in the directory since. */
-  store(dir: string, epoch: number, listing: CachedListing): void {
+  /**
+   * Store a listing read while the epoch was `epoch`; ignored if anything happened in the directory since.
+   * Resolves whether it was stored. The check waits for a barrier: a change that made the reads see a wrong
+   * directory (moved away or replaced mid-listing, so a member's stat failed) may still have its event unread
+   * in the kernel, and a listing stored before that event would keep the wrong answer for good.
+   */
+  async store(dir: string, epoch: number, listing: CachedListing): Promise<boolean> {
     const st = this.#dirs.get(dir);
-    if (st && st.epoch === epoch) st.listing = listing;
+    if (!st || st.epoch !== epoch) return false;
+    if (!(await this.barrier()) || st.epoch !== epoch || this.#dirs.get(dir) !== st) return false;
+    st.listing = listing;
+    return true;
   }
 
   /** Start watching a directory (after it was listed), so its next listing can be cached. */

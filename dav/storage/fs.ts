@@ -135,7 +135,8 @@ export class FsStorage implements Storage {
     }
     if (this.#cache) {
       if (epoch < 0) this.#cache.watch(dir, id);
-      else this.#cache.store(dir, epoch, { members: new Map(members), complete: true });
+      // Not awaited: the answer is ready now; storing waits for a barrier (see MetaCache.store).
+      else void this.#cache.store(dir, epoch, { members: new Map(members), complete: true });
     }
     const out: Entry[] = [];
     for (const e of members.values()) if (e) out.push(e);

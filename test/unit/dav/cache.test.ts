@@ -28,7 +28,7 @@ test('the barrier delivers a change made just before the lookup: the member is m
   t.after(() => cache.close());
   cache.watch(dir);
   for (let round = 0; round < 20; round++) {
-    cache.store(dir, await ready(cache, dir), { members: new Map([['f', entry('/f')]]), complete: true });
+    assert.ok(await cache.store(dir, await ready(cache, dir), { members: new Map([['f', entry('/f')]]), complete: true }));
     // Synchronous write, then straight to the lookup: the inotify event is still unread in the kernel.
     writeFileSync(join(dir, 'f'), `changed ${round}`);
     const hit = await cache.listing(dir);
@@ -42,7 +42,7 @@ test('create, delete and rename make the membership incomplete', async (t) => {
   const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
   t.after(() => cache.close());
   cache.watch(dir);
-  cache.store(dir, await ready(cache, dir), { members: new Map([['a', entry('/a')]]), complete: true });
+  assert.ok(await cache.store(dir, await ready(cache, dir), { members: new Map([['a', entry('/a')]]), complete: true }));
   assert.equal((await cache.listing(dir))?.listing.complete, true);
   renameSync(join(dir, 'a'), join(dir, 'b'));
   const hit = await cache.listing(dir);
@@ -58,8 +58,24 @@ test('a listing read while an event arrived is not stored (epoch check)', async 
   const epoch = await ready(cache, dir);
   writeFileSync(join(dir, 'late'), 'x');
   await cache.barrier();
-  cache.store(dir, epoch, { members: new Map(), complete: true });
+  assert.equal(await cache.store(dir, epoch, { members: new Map(), complete: true }), false);
   assert.equal(await cache.listing(dir), null);
+});
+
+test('a listing read while its directory moved away is not stored, even with the event still unread', async (t) => {
+  const base = await tempDir(t);
+  const dir = join(base, 'd');
+  await mkdir(join(dir, 'b'), { recursive: true });
+  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
+  t.after(() => cache.close());
+  cache.watch(dir);
+  const epoch = await ready(cache, dir);
+  // The listing read 'b' as gone because the directory was elsewhere when 'b' was stat'ed; it then came back.
+  renameSync(dir, join(base, 'away'));
+  const stored = cache.store(dir, epoch, { members: new Map([['b', false]]), complete: true });
+  renameSync(join(base, 'away'), dir);
+  assert.equal(await stored, false);
+  assert.equal(await cache.listing(dir), null, 'no listing hides the b that is there');
 });
 
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
