@@ -24,7 +24,7 @@
  *   (an epoch check), so every change that could have disturbed the reads has been seen.
  */
 import { mkdtempSync, readdirSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher } from 'node:fs';
-import { utimes } from 'node:fs/promises';
+import { stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../src/log.js';
@@ -43,6 +43,11 @@ interface DirState {
   id: string | undefined;
   epoch: number;
   listing: CachedListing | null;
+}
+
+/** The identity a watch follows: device, inode and birth time (ext4 hands a freed inode number out again at once). */
+export function dirIdentity(s: { dev: number; ino: number; birthtimeMs: number }): string {
+  return `${s.dev}:${s.ino}:${s.birthtimeMs}`;
 }
 
 /** Options of the cache. */
@@ -179,6 +184,13 @@ export class MetaCache {
       this.#drop(dir);
     });
     this.#dirs.set(dir, st);
+    // `id` is from a stat made before the watch: if the directory was replaced in between, the watch follows the
+    // newcomer, and should the first come back the state would match it while seeing none of its changes.
+    if (id !== undefined) {
+      void stat(dir).then(dirIdentity, () => undefined).then((now) => {
+        if (now !== id && this.#dirs.get(dir) === st) this.#drop(dir);
+      });
+    }
     while (this.#dirs.size > this.#opts.maxDirs) {
       const oldest = this.#dirs.keys().next().value as string;
       this.#drop(oldest);

@@ -13,7 +13,7 @@ import { Transform, type Readable } from 'node:stream';
 import { basename, dirname } from 'node:path';
 import { DavError, conflict, forbidden, fsError, notFound } from '../errors.js';
 import { childOf, TEMP_NAME, tempNameOf, type Confinement, type DavPath, type Resolved } from '../paths.js';
-import type { MetaCache } from '../cache.js';
+import { dirIdentity, type MetaCache } from '../cache.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
@@ -107,7 +107,7 @@ export class FsStorage implements Storage {
     const r = await this.#conf.resolve(path);
     if (!r.exists) throw notFound(path);
     const dir = r.target;
-    const id = r.stats ? `${r.stats.dev}:${r.stats.ino}:${r.stats.birthtimeMs}` : undefined;
+    const id = r.stats ? dirIdentity(r.stats) : undefined;
     const epoch = this.#cache?.epoch(dir, id) ?? -1;
     const cached = await this.#cache?.listing(dir);
     let names: string[];

@@ -1,11 +1,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MetaCache } from '../../../dav/cache.js';
+import { dirIdentity, MetaCache } from '../../../dav/cache.js';
 import type { Entry } from '../../../dav/storage/backend.js';
 import { silentLogger } from '../../../src/log.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -76,6 +76,25 @@ test('a listing read while its directory moved away is not stored, even with the
   renameSync(join(base, 'away'), dir);
   assert.equal(await stored, false);
   assert.equal(await cache.listing(dir), null, 'no listing hides the b that is there');
+});
+
+test('a watch placed after its directory was replaced is dropped, so the first directory coming back is not trusted', async (t) => {
+  const base = await tempDir(t);
+  const dir = join(base, 'd');
+  await mkdir(dir);
+  const first = dirIdentity(statSync(dir));
+  renameSync(dir, join(base, 'first'));
+  await mkdir(dir);
+  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
+  t.after(() => cache.close());
+  cache.watch(dir, first);
+  await cache.barrier();
+  for (let i = 0; i < 100 && cache.epoch(dir) >= 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(cache.epoch(dir), -1, 'the watch on the newcomer was dropped');
+  // Without that, this state would match the first directory again and never see its changes.
+  rmSync(dir, { recursive: true });
+  renameSync(join(base, 'first'), dir);
+  assert.equal(cache.epoch(dir, first), -1);
 });
 
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
