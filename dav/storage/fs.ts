@@ -334,10 +334,26 @@ export class FsStorage implements Storage {
    * name inside the share is removed.
    */
   async #removeMoved(fd: number, tmp: string): Promise<void> {
-    if (process.platform !== 'linux') return;
-    const now = await readlink(`/proc/self/fd/${fd}`).catch(() => null);
-    if (now === null || now === tmp || basename(now) !== basename(tmp) || !this.#conf.contains(now)) return;
+    const now = await this.#whereNow(fd);
+    if (now === null || now === tmp || basename(now) !== basename(tmp)) return;
     await this.#io.unlink(now).catch(() => {});
+  }
+
+  /**
+   * Remove a copy's temporary (file or tree), and where it went if the folder it was made in, open on `folder`,
+   * was moved meanwhile: the temporary travelled with it (see #removeMoved for the upload's case).
+   */
+  async #discardCopy(tmp: string, folder: number | null): Promise<void> {
+    await discard(tmp);
+    const now = folder === null ? null : await this.#whereNow(folder);
+    if (now !== null && now !== dirname(tmp)) await discard(`${now}/${basename(tmp)}`);
+  }
+
+  /** Where the file or folder open on `fd` is now, when Linux says (/proc/self/fd) and it is inside the share. */
+  async #whereNow(fd: number): Promise<string | null> {
+    if (process.platform !== 'linux') return null;
+    const now = await readlink(`/proc/self/fd/${fd}`).catch(() => null);
+    return now !== null && this.#conf.contains(now) ? now : null;
   }
 
   /**
@@ -429,17 +445,22 @@ export class FsStorage implements Storage {
     const tmp = this.#temp(dst.entry);
     // Resolving took the source's stats (through an allowed link, the target's): no second stat.
     const collection = src.stats?.isDirectory() ?? false;
+    // Held so that a temporary the host (or another request) moves away with its folder is still found.
+    const folder = await this.#io.open(dirname(tmp), C.O_RDONLY | C.O_DIRECTORY).catch(() => null);
     try {
       try {
         if (collection && depth === 0) await mkdir(tmp);
         else await fsExtra().copy(src.target, tmp, COPY_OPTIONS);
       } catch (err) {
-        await discard(tmp);
-        throw treeError(err, to);
+        // Not found, and the temporary is not where it was made either: its folder moved, not the source.
+        const moved = (err as NodeJS.ErrnoException).code === 'ENOENT' && !(await lstat(tmp).then(() => true, () => false));
+        await this.#discardCopy(tmp, folder);
+        throw moved ? folderGone(to) : treeError(err, to);
       }
-      return await this.#install(tmp, collection, dst, to);
+      return await this.#install(tmp, collection, dst, to, folder);
     } finally {
       this.#release(tmp);
+      if (folder !== null) await this.#io.close(folder).catch(() => {});
     }
   }
 
@@ -571,12 +592,12 @@ export class FsStorage implements Storage {
    * by deleting the old one first, and when that fails for some members they are reported, the copy is
    * discarded, and nothing is installed.
    */
-  async #install(tmp: string, collection: boolean, dst: Resolved, to: DavPath): Promise<MemberFailure[]> {
+  async #install(tmp: string, collection: boolean, dst: Resolved, to: DavPath, folder: number | null): Promise<MemberFailure[]> {
     try {
       if (dst.exists && (collection || dst.stats?.isDirectory())) {
         const failures = await this.remove(to);
         if (failures.length) {
-          await discard(tmp);
+          await this.#discardCopy(tmp, folder);
           return failures;
         }
       }
@@ -584,8 +605,9 @@ export class FsStorage implements Storage {
       await this.#io.rename(tmp, dst.entry, dst.stats?.isFile() ? dst.stats.size : 0);
       return [];
     } catch (err) {
-      await discard(tmp);
-      throw fsError(err, to);
+      await this.#discardCopy(tmp, folder);
+      // The folder was there when the copy began (the destination's parent is checked first).
+      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? folderGone(to) : fsError(err, to);
     }
   }
 }
@@ -621,6 +643,10 @@ function treeError(err: unknown, path: DavPath): DavError {
     return new DavError(409, 'DAV_ERR_CONFLICT', `${path} changed on the host while the request ran (${err.message}); nothing was replaced`, { cause: err });
   }
   return fsError(err, path);
+}
+
+function folderGone(to: DavPath): DavError {
+  return conflict(`the folder of ${to} was moved or deleted on the host during the copy; nothing was placed`);
 }
 
 /** Remove a temporary copy that will not be installed; a failure leaves it for the stale-temporary sweep. */

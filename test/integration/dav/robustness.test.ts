@@ -542,3 +542,18 @@ test('the host moves the folder an upload goes to: 409, nothing stored, and the 
     await mkdir(join(h.root, 'photos'));
   }
 });
+
+test('the host moves the folder a COPY goes to: nothing is placed, and the temporary does not travel with the folder', async (t) => {
+  const h = await startServer(t);
+  // A tree big enough that the copy is still running when the folder moves.
+  await mkdir(join(h.root, 'src'));
+  for (let i = 0; i < 1500; i++) await writeFile(join(h.root, 'src', `f${i}`), `file ${i}`);
+  await mkdir(join(h.root, 'photos'));
+  const copy = h.req('COPY', '/src/', { headers: { destination: '/photos/copy/' } });
+  await until(async () => (await readdir(join(h.root, 'photos'))).some((n) => n.startsWith('.spicedav-')), 'the copy’s temporary');
+  await rename(join(h.root, 'photos'), join(h.root, 'sorted'));
+  const r = await copy;
+  assert.equal(r.status, 409, r.body);
+  // On Linux the server finds the temporary where the folder went, through the folder's open descriptor.
+  if (process.platform === 'linux') assert.deepEqual(await readdir(join(h.root, 'sorted')), [], 'nothing left in the moved folder');
+});
