@@ -22,8 +22,9 @@
  *   complete in time, the listing is read from disk instead.
  * - A listing is stored only if no event touched its directory from before it was read until a barrier after
  *   (an epoch check), so every change that could have disturbed the reads has been seen.
+ * - Events the kernel dropped (a full inotify queue) are assumed when one read brings very many: see overflowAt.
  */
-import { mkdtempSync, readdirSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher } from 'node:fs';
 import { stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,33 @@ export interface MetaCacheOptions {
   /** How long (ms) a barrier may wait for its sentinel event before the cache is bypassed. */
   barrierTimeoutMs?: number;
   log: Logger;
+}
+
+/**
+ * inotify queues at most max_queued_events (16384 by default); past that the kernel drops events and queues one
+ * IN_Q_OVERFLOW, which libuv discards (it belongs to no watch), so a cache would go on trusting listings that
+ * missed changes. libuv reads the whole queue in one go, before the loop reaches its next setImmediate: a read
+ * that brought half the limit or more (other watches of the process share the queue) may have overflowed, and
+ * every cache forgets its listings.
+ */
+const overflowAt = Math.floor(readQueueLimit() / 2);
+const liveCaches = new Set<MetaCache>();
+let burst = 0;
+
+function countEvent(): void {
+  if (burst++ > 0) return;
+  setImmediate(() => {
+    if (burst >= overflowAt) for (const c of liveCaches) c.forget();
+    burst = 0;
+  });
+}
+
+function readQueueLimit(): number {
+  try {
+    return Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8')) || 16384;
+  } catch {
+    return 16384;
+  }
 }
 
 /** Sentinel directories of caches not closed yet, removed when the process exits without closing them. */
@@ -122,9 +150,11 @@ export class MetaCache {
     trackSentinel(this.#sentinelDir);
     for (const n of ['a', 'b']) writeFileSync(join(this.#sentinelDir, n), '');
     this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, () => {
+      countEvent();
       this.#seen++;
       this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
     });
+    liveCaches.add(this);
   }
 
   /** The listing of a watched directory if it can be used now, after the barrier; null otherwise. */
@@ -178,7 +208,10 @@ export class MetaCache {
       return;
     }
     const st: DirState = { watcher, id, epoch: 0, listing: null };
-    watcher.on('change', (event: string, name: string | Buffer | null) => this.#event(st, event, name === null ? '' : String(name)));
+    watcher.on('change', (event: string, name: string | Buffer | null) => {
+      countEvent();
+      this.#event(st, event, name === null ? '' : String(name));
+    });
     watcher.on('error', (err: unknown) => {
       this.#opts.log.debug({ dir, err: (err as Error).message }, 'cache watcher failed; dropping the directory');
       this.#drop(dir);
@@ -235,10 +268,20 @@ export class MetaCache {
     return round.promise;
   }
 
+  /** Forget every listing (events may have been lost); the watches stay. */
+  forget(): void {
+    this.#opts.log.debug({ dirs: this.#dirs.size }, 'inotify may have dropped events; cached listings are forgotten');
+    for (const st of this.#dirs.values()) {
+      st.epoch++;
+      st.listing = null;
+    }
+  }
+
   /** Stop every watcher and remove the sentinel directory. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    liveCaches.delete(this);
     this.#sentinel.close();
     for (const st of this.#dirs.values()) st.watcher.close();
     this.#dirs.clear();

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { mkdir } from 'node:fs/promises';
@@ -95,6 +95,27 @@ test('a watch placed after its directory was replaced is dropped, so the first d
   rmSync(dir, { recursive: true });
   renameSync(join(base, 'first'), dir);
   assert.equal(cache.epoch(dir, first), -1);
+});
+
+test('when inotify may have dropped events (its queue overflowed), no listing is trusted', async (t) => {
+  const limit = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+  if (!(limit <= 65536)) return t.skip(`max_queued_events is ${limit}: too many files to overflow it here`);
+  const base = await tempDir(t);
+  const [busy, quiet] = [join(base, 'busy'), join(base, 'quiet')];
+  await mkdir(busy);
+  await mkdir(quiet);
+  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
+  t.after(() => cache.close());
+  cache.watch(busy);
+  cache.watch(quiet);
+  assert.ok(await cache.store(quiet, await ready(cache, quiet), { members: new Map(), complete: true }));
+  // The loop is blocked while the queue fills past its limit: the kernel drops quiet's event.
+  for (let i = 0; i <= limit; i++) writeFileSync(join(busy, `f${i}`), '');
+  writeFileSync(join(quiet, 'x'), '');
+  // Let the loop read the queue (and lose x's event), so that the barrier below passes.
+  await new Promise((r) => setTimeout(r, 100));
+  const hit = await cache.listing(quiet);
+  assert.ok(hit === null || hit.listing.complete === false, 'a listing that misses x is not served');
 });
 
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
