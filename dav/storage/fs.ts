@@ -319,7 +319,7 @@ export class FsStorage implements Storage {
       }
       await io.unlink(tmp).catch(() => {});
       // The folder was there when the upload began: now it has been moved or deleted on the host.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw conflict(`the folder of ${path} was moved or deleted on the host during the upload; nothing was stored`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw folderGone(path, 'upload');
       throw fsError(err, path);
     } finally {
       this.#release(tmp);
@@ -455,7 +455,7 @@ export class FsStorage implements Storage {
         // Not found, and the temporary is not where it was made either: its folder moved, not the source.
         const moved = (err as NodeJS.ErrnoException).code === 'ENOENT' && !(await lstat(tmp).then(() => true, () => false));
         await this.#discardCopy(tmp, folder);
-        throw moved ? folderGone(to) : treeError(err, to);
+        throw moved ? folderGone(to, 'copy') : treeError(err, to);
       }
       return await this.#install(tmp, collection, dst, to, folder);
     } finally {
@@ -607,7 +607,7 @@ export class FsStorage implements Storage {
     } catch (err) {
       await this.#discardCopy(tmp, folder);
       // The folder was there when the copy began (the destination's parent is checked first).
-      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? folderGone(to) : fsError(err, to);
+      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? folderGone(to, 'copy') : fsError(err, to);
     }
   }
 }
@@ -645,8 +645,9 @@ function treeError(err: unknown, path: DavPath): DavError {
   return fsError(err, path);
 }
 
-function folderGone(to: DavPath): DavError {
-  return conflict(`the folder of ${to} was moved or deleted on the host during the copy; nothing was placed`);
+/** 409: the folder a write goes to was there when it began, and has been moved or deleted since. */
+function folderGone(path: DavPath, during: 'upload' | 'copy'): DavError {
+  return conflict(`the folder of ${path} was moved or deleted on the host during the ${during}; nothing was stored`);
 }
 
 /** Remove a temporary copy that will not be installed; a failure leaves it for the stale-temporary sweep. */

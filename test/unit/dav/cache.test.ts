@@ -1,4 +1,4 @@
-import test from 'node:test';
+import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -12,6 +12,13 @@ import { tempDir } from '../../helpers/tmp.js';
 
 const entry = (path: string): Entry => ({ path, collection: false, size: 1, mtimeMs: 1, ctimeMs: 1, atimeMs: 1, birthtimeMs: 1, mode: 0o644, etag: '"e"' });
 
+/** A cache closed when the test ends. */
+function openCache(t: TestContext, maxDirs = 4): MetaCache {
+  const cache = new MetaCache({ maxDirs, log: silentLogger });
+  t.after(() => cache.close());
+  return cache;
+}
+
 async function ready(cache: MetaCache, dir: string): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const e = cache.epoch(dir);
@@ -24,8 +31,7 @@ async function ready(cache: MetaCache, dir: string): Promise<number> {
 test('the barrier delivers a change made just before the lookup: the member is marked dirty', async (t) => {
   const dir = await tempDir(t);
   writeFileSync(join(dir, 'f'), 'x');
-  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
-  t.after(() => cache.close());
+  const cache = openCache(t);
   cache.watch(dir);
   for (let round = 0; round < 20; round++) {
     assert.ok(await cache.store(dir, await ready(cache, dir), { members: new Map([['f', entry('/f')]]), complete: true }));
@@ -39,8 +45,7 @@ test('the barrier delivers a change made just before the lookup: the member is m
 test('create, delete and rename make the membership incomplete', async (t) => {
   const dir = await tempDir(t);
   writeFileSync(join(dir, 'a'), 'x');
-  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
-  t.after(() => cache.close());
+  const cache = openCache(t);
   cache.watch(dir);
   assert.ok(await cache.store(dir, await ready(cache, dir), { members: new Map([['a', entry('/a')]]), complete: true }));
   assert.equal((await cache.listing(dir))?.listing.complete, true);
@@ -52,8 +57,7 @@ test('create, delete and rename make the membership incomplete', async (t) => {
 
 test('a listing read while an event arrived is not stored (epoch check)', async (t) => {
   const dir = await tempDir(t);
-  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
-  t.after(() => cache.close());
+  const cache = openCache(t);
   cache.watch(dir);
   const epoch = await ready(cache, dir);
   writeFileSync(join(dir, 'late'), 'x');
@@ -66,8 +70,7 @@ test('a listing read while its directory moved away is not stored, even with the
   const base = await tempDir(t);
   const dir = join(base, 'd');
   await mkdir(join(dir, 'b'), { recursive: true });
-  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
-  t.after(() => cache.close());
+  const cache = openCache(t);
   cache.watch(dir);
   const epoch = await ready(cache, dir);
   // The listing read 'b' as gone because the directory was elsewhere when 'b' was stat'ed; it then came back.
@@ -85,8 +88,7 @@ test('a watch placed after its directory was replaced is dropped, so the first d
   const first = dirIdentity(statSync(dir));
   renameSync(dir, join(base, 'first'));
   await mkdir(dir);
-  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
-  t.after(() => cache.close());
+  const cache = openCache(t);
   cache.watch(dir, first);
   await cache.barrier();
   for (let i = 0; i < 100 && cache.epoch(dir) >= 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -104,8 +106,7 @@ test('when inotify may have dropped events (its queue overflowed), no listing is
   const [busy, quiet] = [join(base, 'busy'), join(base, 'quiet')];
   await mkdir(busy);
   await mkdir(quiet);
-  const cache = new MetaCache({ maxDirs: 4, log: silentLogger });
-  t.after(() => cache.close());
+  const cache = openCache(t);
   cache.watch(busy);
   cache.watch(quiet);
   assert.ok(await cache.store(quiet, await ready(cache, quiet), { members: new Map(), complete: true }));
@@ -120,8 +121,7 @@ test('when inotify may have dropped events (its queue overflowed), no listing is
 
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
   const base = await tempDir(t);
-  const cache = new MetaCache({ maxDirs: 2, log: silentLogger });
-  t.after(() => cache.close());
+  const cache = openCache(t, 2);
   const dirs = ['a', 'b', 'c'].map((n) => join(base, n));
   for (const d of dirs) await mkdir(d);
   cache.watch(dirs[0] as string);
