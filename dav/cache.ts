@@ -258,8 +258,10 @@ export class MetaCache {
         return false;
       }
       return new Promise<boolean>((resolve) => {
+        // Not unref'd: the watchers are not persistent, so while a barrier waits its timer is what keeps the
+        // loop polling. Unref'd, a loop whose last request (a stat, say) completed in the same poll as the
+        // sentinel's utimes would exit with the sentinel's event still unread and the barrier never settled.
         const timer = setTimeout(() => resolve(false), this.#opts.barrierTimeoutMs);
-        timer.unref();
         this.#waiters.push({ target, resolve: () => (clearTimeout(timer), resolve(true)) });
         if (this.#seen >= target) this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
       });

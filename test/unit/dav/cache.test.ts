@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dirIdentity, MetaCache } from '../../../dav/cache.js';
 import type { Entry } from '../../../dav/storage/backend.js';
@@ -39,6 +39,18 @@ test('the barrier delivers a change made just before the lookup: the member is m
     writeFileSync(join(dir, 'f'), `changed ${round}`);
     const hit = await cache.listing(dir);
     assert.ok(hit === null || hit.listing.members.get('f') === null, `round ${round}: stale member served`);
+  }
+});
+
+test('a barrier keeps the process alive until it settles, also when the last other request finishes with it', async (t) => {
+  const cache = openCache(t);
+  const base = await tempDir(t);
+  // A stat completing in the same poll as the sentinel's utimes used to leave nothing to keep the loop running:
+  // the process exited with the barrier unsettled (this test was then cancelled, not failed).
+  for (let i = 0; i < 1000; i++) {
+    const done = cache.barrier();
+    for (let j = 0; j < 4; j++) void stat(base);
+    assert.equal(await done, true, `barrier ${i}`);
   }
 });
 
