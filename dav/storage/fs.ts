@@ -440,24 +440,30 @@ export class FsStorage implements Storage {
     const dst = await this.#destination(src, to, replace);
     if (dst.kin === 'spelling') throw forbidden(`${to} is ${from} itself: the host's file system ignores case`);
     if (dst.exists && dst.stats?.isFile()) await this.#mayReplace(dst.entry, to);
-    // The copy is made under a temporary name beside the destination and put in place only once complete: a
-    // copy that fails (a full disk, an unreadable member) leaves the destination as it was, and nothing partial.
-    const tmp = this.#temp(dst.entry);
     // Resolving took the source's stats (through an allowed link, the target's): no second stat.
-    const collection = src.stats?.isDirectory() ?? false;
+    return this.#copyAside(src.target, src.stats?.isDirectory() ?? false, depth, dst, to, 'copy');
+  }
+
+  /**
+   * Copy `source` under a temporary name beside the destination, and put it in place only once complete: a copy
+   * that fails (a full disk, an unreadable member, its folder moved away) leaves the destination as it was, and
+   * nothing partial. COPY does this, and so does a MOVE across file systems.
+   */
+  async #copyAside(source: string, collection: boolean, depth: 0 | 'infinity', dst: Resolved, to: DavPath, during: 'copy' | 'move'): Promise<MemberFailure[]> {
+    const tmp = this.#temp(dst.entry);
     // Held so that a temporary the host (or another request) moves away with its folder is still found.
     const folder = await this.#io.open(dirname(tmp), C.O_RDONLY | C.O_DIRECTORY).catch(() => null);
     try {
       try {
         if (collection && depth === 0) await mkdir(tmp);
-        else await fsExtra().copy(src.target, tmp, COPY_OPTIONS);
+        else await fsExtra().copy(source, tmp, COPY_OPTIONS);
       } catch (err) {
         // Not found, and the temporary is not where it was made either: its folder moved, not the source.
         const moved = (err as NodeJS.ErrnoException).code === 'ENOENT' && !(await lstat(tmp).then(() => true, () => false));
         await this.#discardCopy(tmp, folder);
-        throw moved ? folderGone(to, 'copy') : treeError(err, to);
+        throw moved ? folderGone(to, during) : treeError(err, to);
       }
-      return await this.#install(tmp, collection, dst, to, folder);
+      return await this.#install(tmp, collection, dst, to, folder, during);
     } finally {
       this.#release(tmp);
       if (folder !== null) await this.#io.close(folder).catch(() => {});
@@ -487,16 +493,7 @@ export class FsStorage implements Storage {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
         }
-        const tmp = this.#temp(dst.entry);
-        try {
-          await fsExtra().copy(src.entry, tmp, COPY_OPTIONS);
-          await this.#io.rename(tmp, dst.entry, dst.stats?.size);
-        } catch (err) {
-          await discard(tmp);
-          throw err;
-        } finally {
-          this.#release(tmp);
-        }
+        await this.#copyAside(src.entry, false, 'infinity', dst, to, 'move');
         await this.#io.unlink(src.entry, src.stats?.size);
         return [];
       }
@@ -592,7 +589,7 @@ export class FsStorage implements Storage {
    * by deleting the old one first, and when that fails for some members they are reported, the copy is
    * discarded, and nothing is installed.
    */
-  async #install(tmp: string, collection: boolean, dst: Resolved, to: DavPath, folder: number | null): Promise<MemberFailure[]> {
+  async #install(tmp: string, collection: boolean, dst: Resolved, to: DavPath, folder: number | null, during: 'copy' | 'move'): Promise<MemberFailure[]> {
     try {
       if (dst.exists && (collection || dst.stats?.isDirectory())) {
         const failures = await this.remove(to);
@@ -607,7 +604,7 @@ export class FsStorage implements Storage {
     } catch (err) {
       await this.#discardCopy(tmp, folder);
       // The folder was there when the copy began (the destination's parent is checked first).
-      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? folderGone(to, 'copy') : fsError(err, to);
+      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? folderGone(to, during) : fsError(err, to);
     }
   }
 }
@@ -646,7 +643,7 @@ function treeError(err: unknown, path: DavPath): DavError {
 }
 
 /** 409: the folder a write goes to was there when it began, and has been moved or deleted since. */
-function folderGone(path: DavPath, during: 'upload' | 'copy'): DavError {
+function folderGone(path: DavPath, during: 'upload' | 'copy' | 'move'): DavError {
   return conflict(`the folder of ${path} was moved or deleted on the host during the ${during}; nothing was stored`);
 }
 

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdir, readdir, readFile, rename, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
@@ -375,6 +375,30 @@ test('a full disk: COPY over a file or a collection keeps it whole and leaves no
     assert.deepEqual((await readdir(h.root)).filter((n) => n !== 'small'), []);
   } finally {
     unmountTmpfs(small);
+  }
+});
+
+test('the host moves the folder a MOVE across file systems goes to: the old file and the source stay, no temporary travels', { timeout: 30_000 }, async (t) => {
+  const h = await startServer(t);
+  const disk = join(h.root, 'disk');
+  await mkdir(disk);
+  if (!mountTmpfs(t, disk, '1g')) return;
+  try {
+    await mkdir(join(disk, 'photos'));
+    await writeFile(join(disk, 'photos', 'dst.bin'), 'the old destination');
+    // Big enough that the copy underneath is still running when the folder moves.
+    await writeFile(join(h.root, 'big.bin'), Buffer.alloc(256 * 1024 * 1024, 5));
+    const move = h.req('MOVE', '/big.bin', { headers: { destination: '/disk/photos/dst.bin', overwrite: 'T' } });
+    await until(async () => (await readdir(join(disk, 'photos'))).some((n) => n.startsWith('.spicedav-')), 'the move’s temporary');
+    await rename(join(disk, 'photos'), join(disk, 'sorted'));
+    const r = await move;
+    assert.equal(r.status, 409, r.body);
+    assert.match(r.body, /moved or deleted on the host during the move/);
+    assert.equal((await stat(join(h.root, 'big.bin'))).size, 256 * 1024 * 1024, 'the source stays');
+    assert.equal(await readFile(join(disk, 'sorted', 'dst.bin'), 'utf8'), 'the old destination');
+    if (process.platform === 'linux') assert.deepEqual(await readdir(join(disk, 'sorted')), ['dst.bin'], 'nothing left in the moved folder');
+  } finally {
+    unmountTmpfs(disk);
   }
 });
 
