@@ -152,7 +152,7 @@ export class MetaCache {
     this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, () => {
       countEvent();
       this.#seen++;
-      this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
+      this.#wake();
     });
     liveCaches.add(this);
   }
@@ -263,7 +263,8 @@ export class MetaCache {
         // sentinel's utimes would exit with the sentinel's event still unread and the barrier never settled.
         const timer = setTimeout(() => resolve(false), this.#opts.barrierTimeoutMs);
         this.#waiters.push({ target, resolve: () => (clearTimeout(timer), resolve(true)) });
-        if (this.#seen >= target) this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
+        // The event may have been read already, while utimes' completion was on its way.
+        if (this.#seen >= target) this.#wake();
       });
     });
     this.#round = round;
@@ -289,6 +290,11 @@ export class MetaCache {
     this.#dirs.clear();
     rmSync(this.#sentinelDir, { recursive: true, force: true });
     liveSentinels.delete(this.#sentinelDir);
+  }
+
+  /** Resolve the barriers whose sentinel event has been read. */
+  #wake(): void {
+    this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
   }
 
   #event(st: DirState, event: string, name: string): void {

@@ -449,7 +449,7 @@ export class FsStorage implements Storage {
    * that fails (a full disk, an unreadable member, its folder moved away) leaves the destination as it was, and
    * nothing partial. COPY does this, and so does a MOVE across file systems.
    */
-  async #copyAside(source: string, collection: boolean, depth: 0 | 'infinity', dst: Resolved, to: DavPath, during: 'copy' | 'move'): Promise<MemberFailure[]> {
+  async #copyAside(source: string, collection: boolean, depth: 0 | 'infinity', dst: Resolved, to: DavPath, during: CopyKind): Promise<MemberFailure[]> {
     const tmp = this.#temp(dst.entry);
     // Held so that a temporary the host (or another request) moves away with its folder is still found.
     const folder = await this.#io.open(dirname(tmp), C.O_RDONLY | C.O_DIRECTORY).catch(() => null);
@@ -589,7 +589,7 @@ export class FsStorage implements Storage {
    * by deleting the old one first, and when that fails for some members they are reported, the copy is
    * discarded, and nothing is installed.
    */
-  async #install(tmp: string, collection: boolean, dst: Resolved, to: DavPath, folder: number | null, during: 'copy' | 'move'): Promise<MemberFailure[]> {
+  async #install(tmp: string, collection: boolean, dst: Resolved, to: DavPath, folder: number | null, during: CopyKind): Promise<MemberFailure[]> {
     try {
       if (dst.exists && (collection || dst.stats?.isDirectory())) {
         const failures = await this.remove(to);
@@ -642,8 +642,11 @@ function treeError(err: unknown, path: DavPath): DavError {
   return fsError(err, path);
 }
 
+/** What made a copy beside its destination: a COPY, or a MOVE across file systems (see #copyAside). */
+type CopyKind = 'copy' | 'move';
+
 /** 409: the folder a write goes to was there when it began, and has been moved or deleted since. */
-function folderGone(path: DavPath, during: 'upload' | 'copy' | 'move'): DavError {
+function folderGone(path: DavPath, during: 'upload' | CopyKind): DavError {
   return conflict(`the folder of ${path} was moved or deleted on the host during the ${during}; nothing was stored`);
 }
 
