@@ -140,7 +140,8 @@ export class MetaCache {
   #seen = 0;
   #flip = false;
   #round: { promise: Promise<boolean>; started: boolean } | null = null;
-  #waiters: { target: number; resolve: () => void }[] = [];
+  /** Barriers waiting for their sentinel event; `settle(true)` once it is read, `settle(false)` on close. */
+  #waiters: { target: number; settle: (read: boolean) => void }[] = [];
   #closed = false;
 
   constructor(options: MetaCacheOptions) {
@@ -257,12 +258,14 @@ export class MetaCache {
         this.#expected--;
         return false;
       }
+      // Closed while utimes ran: nothing will read the event any more.
+      if (this.#closed) return false;
       return new Promise<boolean>((resolve) => {
         // Not unref'd: the watchers are not persistent, so while a barrier waits its timer is what keeps the
         // loop polling. Unref'd, a loop whose last request (a stat, say) completed in the same poll as the
         // sentinel's utimes would exit with the sentinel's event still unread and the barrier never settled.
         const timer = setTimeout(() => resolve(false), this.#opts.barrierTimeoutMs);
-        this.#waiters.push({ target, resolve: () => (clearTimeout(timer), resolve(true)) });
+        this.#waiters.push({ target, settle: (read) => (clearTimeout(timer), resolve(read)) });
         // The event may have been read already, while utimes' completion was on its way.
         if (this.#seen >= target) this.#wake();
       });
@@ -286,6 +289,9 @@ export class MetaCache {
     this.#closed = true;
     liveCaches.delete(this);
     this.#sentinel.close();
+    // The sentinel's events stop with its watcher: waiting barriers answer now, not at their timeout, so a
+    // closed cache neither delays its requests nor holds the process open.
+    for (const w of this.#waiters.splice(0)) w.settle(false);
     for (const st of this.#dirs.values()) st.watcher.close();
     this.#dirs.clear();
     rmSync(this.#sentinelDir, { recursive: true, force: true });
@@ -294,7 +300,7 @@ export class MetaCache {
 
   /** Resolve the barriers whose sentinel event has been read. */
   #wake(): void {
-    this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.resolve(), false) : true));
+    this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.settle(true), false) : true));
   }
 
   #event(st: DirState, event: string, name: string): void {

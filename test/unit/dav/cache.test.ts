@@ -164,6 +164,23 @@ test('after close the cache answers nothing and the barrier resolves false', asy
   assert.equal(await cache.listing(dir), null);
 });
 
+test('a barrier still waiting when the cache closes resolves false at once, not at its timeout', async () => {
+  // Closing at different points of a barrier's round: before its utimes, while utimes runs, and after, with the
+  // sentinel's event not yet read. The last used to wait out the whole timeout, since a closed watcher reads
+  // no more events; a closing server's requests and the process's exit waited with it.
+  for (let round = 0; round < 30; round++) {
+    const cache = new MetaCache({ maxDirs: 1, log: silentLogger, barrierTimeoutMs: 60_000 });
+    const barrier = cache.barrier();
+    for (let i = 0; i < round % 4; i++) await new Promise((resolve) => setImmediate(resolve));
+    await cache.close();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still waiting'), 5_000)));
+    const outcome = await Promise.race([barrier, late]);
+    clearTimeout(timer);
+    assert.notEqual(outcome, 'still waiting', `round ${round}`);
+  }
+});
+
 test('sentinel directories left by killed processes are removed by the next cache; live ones are kept', async () => {
   const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid as number;
   const stale = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${dead}-`));
