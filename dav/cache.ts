@@ -16,16 +16,19 @@
  *   continuously. chokidar itself uses fs.watch on Linux; the raw watch is what the cache needs.
  * - Members that are directories are always re-stat'ed: changes inside them do not reach the parent's watch.
  * - An event can still be queued in the kernel, unread, when a request that causally follows the change is
- *   served. So before trusting a listing, `barrier()` touches a sentinel file watched through the same inotify
+ *   served. So before trusting a listing, `barrier()` renames a sentinel file watched through the same inotify
  *   descriptor (libuv keeps one per loop, and the kernel keeps its events in order) and waits for that event:
  *   once it has been read, every event queued before the request has been read too. If the barrier does not
- *   complete in time, the listing is read from disk instead.
+ *   complete in time, the listing is read from disk instead. Each round gives the sentinel a new name, `r<N>`,
+ *   so an event says which round it ends, and all rounds before: a sentinel event the kernel dropped costs its
+ *   own round a timeout and no other (counting events instead fell one behind for good, every later barrier
+ *   timing out).
  * - A listing is stored only if no event touched its directory from before it was read until a barrier after
  *   (an epoch check), so every change that could have disturbed the reads has been seen.
  * - Events the kernel dropped (a full inotify queue) are assumed when one read brings very many: see overflowAt.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, watch as fsWatch, writeFileSync, type FSWatcher } from 'node:fs';
-import { stat, utimes } from 'node:fs/promises';
+import { rename, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../src/log.js';
@@ -136,9 +139,10 @@ export class MetaCache {
   readonly #opts: Required<MetaCacheOptions>;
   readonly #sentinelDir: string;
   readonly #sentinel: FSWatcher;
-  #expected = 0;
+  /** The sentinel file is named `r<#sentinelRound>`: the last barrier round whose rename succeeded. */
+  #sentinelRound = 0;
+  /** The highest round whose sentinel event has been read. */
   #seen = 0;
-  #flip = false;
   #round: { promise: Promise<boolean>; started: boolean } | null = null;
   /** Barriers waiting for their sentinel event; `settle(true)` once it is read, `settle(false)` on close. */
   #waiters: { target: number; settle: (read: boolean) => void }[] = [];
@@ -149,11 +153,15 @@ export class MetaCache {
     sweepStaleSentinels();
     this.#sentinelDir = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${process.pid}-`));
     trackSentinel(this.#sentinelDir);
-    for (const n of ['a', 'b']) writeFileSync(join(this.#sentinelDir, n), '');
-    this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, () => {
+    writeFileSync(join(this.#sentinelDir, 'r0'), '');
+    this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, (_event, name) => {
       countEvent();
-      this.#seen++;
-      this.#wake();
+      // A rename brings two events, the old name's and the new one's: the new one ends its round.
+      const round = sentinelRound(name);
+      if (round > this.#seen) {
+        this.#seen = round;
+        this.#wake();
+      }
     });
     liveCaches.add(this);
   }
@@ -248,25 +256,22 @@ export class MetaCache {
     const round = { promise: Promise.resolve(false), started: false };
     round.promise = previous.then(async () => {
       round.started = true;
-      // Alternate two files: inotify merges an event identical to the previous unread one.
-      this.#flip = !this.#flip;
-      const target = ++this.#expected;
-      const now = new Date();
+      const target = this.#sentinelRound + 1;
       try {
-        await utimes(join(this.#sentinelDir, this.#flip ? 'a' : 'b'), now, now);
+        await rename(join(this.#sentinelDir, `r${this.#sentinelRound}`), join(this.#sentinelDir, `r${target}`));
       } catch {
-        this.#expected--;
         return false;
       }
-      // Closed while utimes ran: nothing will read the event any more.
+      this.#sentinelRound = target;
+      // Closed while the rename ran: nothing will read the event any more.
       if (this.#closed) return false;
       return new Promise<boolean>((resolve) => {
         // Not unref'd: the watchers are not persistent, so while a barrier waits its timer is what keeps the
         // loop polling. Unref'd, a loop whose last request (a stat, say) completed in the same poll as the
-        // sentinel's utimes would exit with the sentinel's event still unread and the barrier never settled.
+        // sentinel's rename would exit with the sentinel's event still unread and the barrier never settled.
         const timer = setTimeout(() => resolve(false), this.#opts.barrierTimeoutMs);
         this.#waiters.push({ target, settle: (read) => (clearTimeout(timer), resolve(read)) });
-        // The event may have been read already, while utimes' completion was on its way.
+        // The event may have been read already, while the rename's completion was on its way.
         if (this.#seen >= target) this.#wake();
       });
     });
@@ -298,7 +303,7 @@ export class MetaCache {
     liveSentinels.delete(this.#sentinelDir);
   }
 
-  /** Resolve the barriers whose sentinel event has been read. */
+  /** Resolve the barriers whose sentinel event (or a later round's) has been read. */
   #wake(): void {
     this.#waiters = this.#waiters.filter((w) => (w.target <= this.#seen ? (w.settle(true), false) : true));
   }
@@ -326,4 +331,10 @@ export class MetaCache {
     this.#dirs.delete(dir);
     st.watcher.close();
   }
+}
+
+/** The barrier round a sentinel event names (`r<N>`), 0 for anything else. */
+function sentinelRound(name: string | Buffer | null): number {
+  const m = typeof name === 'string' ? /^r(\d+)$/.exec(name) : null;
+  return m ? Number(m[1]) : 0;
 }

@@ -1,6 +1,6 @@
 import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { mkdir } from 'node:fs/promises';
@@ -138,6 +138,27 @@ test('when inotify may have dropped events (its queue overflowed), no listing is
   await new Promise((r) => setTimeout(r, 100));
   const hit = await cache.listing(quiet);
   assert.ok(hit === null || hit.listing.complete === false, 'a listing that misses x is not served');
+});
+
+test('a sentinel event the kernel dropped costs one barrier a timeout, and the next barriers pass', async (t) => {
+  const limit = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+  if (!(limit <= 65536)) return t.skip(`max_queued_events is ${limit}: too many files to overflow it here`);
+  const busy = await tempDir(t);
+  const cache = openCache(t);
+  cache.watch(busy);
+  assert.equal(await cache.barrier(), true);
+  const [sentinel, ...others] = readdirSync(tmpdir()).filter((n) => n.startsWith(`spicedav-sentinel-${process.pid}-`));
+  assert.ok(sentinel !== undefined && others.length === 0, 'one live cache in this process');
+  // With the loop blocked, fill the queue past its limit, then let the barrier's rename run in the thread pool
+  // (the promise jobs below start it) while the queue is still full: the kernel drops its event.
+  for (let i = 0; i <= limit; i++) writeFileSync(join(busy, `f${i}`), '');
+  const dropped = cache.barrier();
+  for (let i = 0; i < 3; i++) await Promise.resolve();
+  const until = Date.now() + 10_000;
+  while (!existsSync(join(tmpdir(), sentinel, 'r2')) && Date.now() < until);
+  assert.equal(await dropped, false, 'the round whose event was dropped times out');
+  // Counting events instead of naming rounds left every later barrier one event short: each timed out.
+  for (let round = 0; round < 3; round++) assert.equal(await cache.barrier(), true, `barrier ${round} after the drop`);
 });
 
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
