@@ -137,8 +137,8 @@ let exitHookInstalled = false;
 export class MetaCache {
   readonly #dirs = new Map<string, DirState>(); // insertion order = LRU order
   readonly #opts: Required<MetaCacheOptions>;
-  readonly #sentinelDir: string;
-  readonly #sentinel: FSWatcher;
+  #sentinelDir = '';
+  #sentinel: FSWatcher | undefined;
   /** The sentinel file is named `r<#sentinelRound>`: the last barrier round whose rename succeeded. */
   #sentinelRound = 0;
   /** The highest round whose sentinel event has been read. */
@@ -151,10 +151,17 @@ export class MetaCache {
   constructor(options: MetaCacheOptions) {
     this.#opts = { barrierTimeoutMs: 200, ...options };
     sweepStaleSentinels();
-    this.#sentinelDir = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${process.pid}-`));
-    trackSentinel(this.#sentinelDir);
-    writeFileSync(join(this.#sentinelDir, 'r0'), '');
-    this.#sentinel = fsWatch(this.#sentinelDir, { persistent: false }, (_event, name) => {
+    this.#openSentinel();
+    liveCaches.add(this);
+  }
+
+  /** Make a sentinel directory holding `r<#sentinelRound>` and watch it. */
+  #openSentinel(): void {
+    const dir = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${process.pid}-`));
+    trackSentinel(dir);
+    writeFileSync(join(dir, `r${this.#sentinelRound}`), '');
+    this.#sentinelDir = dir;
+    this.#sentinel = fsWatch(dir, { persistent: false }, (_event, name) => {
       countEvent();
       // A rename brings two events, the old name's and the new one's: the new one ends its round.
       const round = sentinelRound(name);
@@ -163,7 +170,18 @@ export class MetaCache {
         this.#wake();
       }
     });
-    liveCaches.add(this);
+  }
+
+  /** Stop watching the sentinel and remove its directory. */
+  #closeSentinel(): void {
+    this.#sentinel?.close();
+    rmSync(this.#sentinelDir, { recursive: true, force: true });
+    liveSentinels.delete(this.#sentinelDir);
+  }
+
+  /** Rename the sentinel from round `#sentinelRound` to `target`. */
+  #renameSentinel(target: number): Promise<void> {
+    return rename(join(this.#sentinelDir, `r${this.#sentinelRound}`), join(this.#sentinelDir, `r${target}`));
   }
 
   /** The listing of a watched directory if it can be used now, after the barrier; null otherwise. */
@@ -258,9 +276,20 @@ export class MetaCache {
       round.started = true;
       const target = this.#sentinelRound + 1;
       try {
-        await rename(join(this.#sentinelDir, `r${this.#sentinelRound}`), join(this.#sentinelDir, `r${target}`));
-      } catch {
-        return false;
+        await this.#renameSentinel(target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.#closed) return false;
+        // Something removed the sentinel: a /tmp cleaner (systemd-tmpfiles ages /tmp out after 10 days on many
+        // distributions) on a share idle that long. Without a new one every later barrier fails and the cache
+        // is never used again. A new directory, not the old path recreated: that path could be taken meanwhile.
+        this.#opts.log.warn({ dir: this.#sentinelDir }, 'the metadata cache sentinel was removed; making a new one');
+        try {
+          this.#closeSentinel();
+          this.#openSentinel();
+          await this.#renameSentinel(target);
+        } catch {
+          return false;
+        }
       }
       this.#sentinelRound = target;
       // Closed while the rename ran: nothing will read the event any more.
@@ -293,14 +322,12 @@ export class MetaCache {
     if (this.#closed) return;
     this.#closed = true;
     liveCaches.delete(this);
-    this.#sentinel.close();
+    this.#closeSentinel();
     // The sentinel's events stop with its watcher: waiting barriers answer now, not at their timeout, so a
     // closed cache neither delays its requests nor holds the process open.
     for (const w of this.#waiters.splice(0)) w.settle(false);
     for (const st of this.#dirs.values()) st.watcher.close();
     this.#dirs.clear();
-    rmSync(this.#sentinelDir, { recursive: true, force: true });
-    liveSentinels.delete(this.#sentinelDir);
   }
 
   /** Resolve the barriers whose sentinel event (or a later round's) has been read. */

@@ -161,6 +161,21 @@ test('a sentinel event the kernel dropped costs one barrier a timeout, and the n
   for (let round = 0; round < 3; round++) assert.equal(await cache.barrier(), true, `barrier ${round} after the drop`);
 });
 
+test('a sentinel removed from under the cache (a /tmp cleaner) is replaced, and barriers go on passing', async (t) => {
+  const cache = openCache(t);
+  const sentinels = () => readdirSync(tmpdir()).filter((n) => n.startsWith(`spicedav-sentinel-${process.pid}-`));
+  assert.equal(await cache.barrier(), true);
+  const [first, ...others] = sentinels();
+  assert.ok(first !== undefined && others.length === 0, 'one live cache in this process');
+  rmSync(join(tmpdir(), first), { recursive: true });
+  // Without a new sentinel every barrier failed from here on, and no listing was ever served from the cache.
+  for (let round = 0; round < 3; round++) assert.equal(await cache.barrier(), true, `barrier ${round} after the removal`);
+  const [second, ...more] = sentinels();
+  assert.ok(second !== undefined && second !== first && more.length === 0, 'one new sentinel directory');
+  await cache.close();
+  assert.deepEqual(sentinels(), [], 'closing removes the new one');
+});
+
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
   const base = await tempDir(t);
   const cache = openCache(t, 2);
