@@ -72,6 +72,10 @@ export function fsError(err: unknown, path: string): DavError {
     case 'ENOSPC':
     case 'EDQUOT':
       return new DavError(507, 'DAV_ERR_INSUFFICIENT_STORAGE', `no space left for ${path} on the host`, { cause: err });
+    case 'EMFILE':
+    case 'ENFILE':
+      // Passing: open files are given back as transfers end, so a client's retry (503 says try again) succeeds.
+      return new DavError(503, 'DAV_ERR_TOO_MANY_FILES', `the host has too many files open to open ${path} (${code}); try again, or raise the limit (ulimit -n)`, { cause: err });
     case 'ENAMETOOLONG':
       return new DavError(414, 'DAV_ERR_NAME_TOO_LONG', `a name in ${path} is too long for the host file system`, { cause: err });
     case 'EISDIR':

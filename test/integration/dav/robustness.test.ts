@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody, pausedPut, chunkedPut, readReply, type Harness, type Reply } from './harness.js';
@@ -271,6 +273,47 @@ async function withSmallDisk(t: test.TestContext): Promise<{ h: Harness; small: 
   await mkdir(small);
   return mountTmpfs(t, small, '1m') ? { h, small } : null;
 }
+
+test('out of file descriptors: a GET gets 503 (try again), not 500, and succeeds once files are closed', (t) => {
+  // In a child under a low descriptor limit, so that running out of them touches nothing else. One kept-alive
+  // connection is open before the child takes every free descriptor; the server's open() of the file then fails.
+  const root = mkdtempSync(join(tmpdir(), 'spicedav-fds-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  writeFileSync(join(root, 'f'), 'content');
+  const script = `
+    import http from 'node:http';
+    import { openSync, closeSync } from 'node:fs';
+    import { DavServer } from ${JSON.stringify(new URL('../../../dav/index.js', import.meta.url).href)};
+    const server = new DavServer({ root: process.argv[1], readOnly: true });
+    const { port } = await server.listen({ port: 0 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = () => new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path: '/f', agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => resolve({ status: res.statusCode, body }));
+      }).on('error', reject);
+    });
+    const replies = [await get()];
+    const held = [];
+    try {
+      for (;;) held.push(openSync('/dev/null', 'r'));
+    } catch (err) {
+      if (err.code !== 'EMFILE') throw err;
+    }
+    replies.push(await get());
+    for (const fd of held) closeSync(fd);
+    replies.push(await get());
+    agent.destroy();
+    await server.close();
+    console.log(JSON.stringify(replies));`;
+  const child = spawnSync('prlimit', ['--nofile=128:128', process.execPath, '--input-type=module', '-e', script, root], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(child.status, 0, child.stderr);
+  const [before, starved, after] = JSON.parse(child.stdout) as { status: number; body: string }[];
+  assert.deepEqual(before, { status: 200, body: 'content' });
+  assert.equal(starved?.status, 503, starved?.body);
+  assert.match(starved?.body ?? '', /too many files open.*EMFILE/);
+  assert.deepEqual(after, { status: 200, body: 'content' });
+});
 
 test('a full disk: PUT gets 507, the old file stays, no temporary file is left, and the space comes back', { timeout: 30_000 }, async (t) => {
   const disk = await withSmallDisk(t);
