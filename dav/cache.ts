@@ -159,8 +159,9 @@ export class MetaCache {
   #openSentinel(): void {
     const dir = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${process.pid}-`));
     trackSentinel(dir);
-    writeFileSync(join(dir, `r${this.#sentinelRound}`), '');
+    // Before anything else can throw: a directory made here is removed by whoever closes the sentinel next.
     this.#sentinelDir = dir;
+    writeFileSync(join(dir, `r${this.#sentinelRound}`), '');
     this.#sentinel = fsWatch(dir, { persistent: false }, (_event, name) => {
       countEvent();
       // A rename brings two events, the old name's and the new one's: the new one ends its round.
