@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DavServer } from '../../../dav/index.js';
 import { startServer, request, propfindBody, pausedPut, chunkedPut, readReply, type Harness, type Reply } from './harness.js';
-import { mountTmpfs, unmountTmpfs } from '../../helpers/tmp.js';
+import { mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
 import { until } from '../../helpers/wait.js';
 import { warningLog } from '../../helpers/log.js';
 
@@ -274,12 +273,11 @@ async function withSmallDisk(t: test.TestContext): Promise<{ h: Harness; small: 
   return mountTmpfs(t, small, '1m') ? { h, small } : null;
 }
 
-test('out of file descriptors: a GET gets 503 (try again), not 500, and succeeds once files are closed', (t) => {
+test('out of file descriptors: a GET gets 503 (try again), not 500, and succeeds once files are closed', async (t) => {
   // In a child under a low descriptor limit, so that running out of them touches nothing else. One kept-alive
   // connection is open before the child takes every free descriptor; the server's open() of the file then fails.
-  const root = mkdtempSync(join(tmpdir(), 'spicedav-fds-'));
-  t.after(() => rm(root, { recursive: true, force: true }));
-  writeFileSync(join(root, 'f'), 'content');
+  const root = await tempDir(t);
+  await writeFile(join(root, 'f'), 'content');
   const script = `
     import http from 'node:http';
     import { openSync, closeSync } from 'node:fs';
