@@ -43,7 +43,7 @@ test('the barrier delivers a change made just before the lookup: the member is m
 });
 
 test('a barrier keeps the process alive until it settles, also when the last other request finishes with it', () => {
-  // A process with nothing else to do: a stat completing in the same poll as the sentinel's utimes used to leave
+  // A process with nothing else to do: a stat completing in the same poll as the sentinel's rename used to leave
   // nothing to keep the loop running, and the process exited with the barrier unsettled (exit code 13). The
   // timeout is far beyond any wait here, so that each barrier resolves true on its event even on a loaded machine.
   const script = `
@@ -201,7 +201,7 @@ test('after close the cache answers nothing and the barrier resolves false', asy
 });
 
 test('a barrier still waiting when the cache closes resolves false at once, not at its timeout', async () => {
-  // Closing at different points of a barrier's round: before its utimes, while utimes runs, and after, with the
+  // Closing at different points of a barrier's round: before its rename, while the rename runs, and after, with the
   // sentinel's event not yet read. The last used to wait out the whole timeout, since a closed watcher reads
   // no more events; a closing server's requests and the process's exit waited with it.
   for (let round = 0; round < 30; round++) {
