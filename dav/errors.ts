@@ -20,11 +20,18 @@ export class DavError extends SpicedavError {
   readonly status: number;
   /** Optional RFC 4918 condition element for the `<D:error>` body. */
   readonly condition: DavCondition | undefined;
+  /**
+   * Seconds after which the same request may succeed, sent as `Retry-After` (RFC 9110 §10.2.3). Set only where
+   * the condition passes by itself; a 503 that needs the host user (the root gone, an unwritable state folder)
+   * has none, so that no client keeps retrying something only a person can fix.
+   */
+  readonly retryAfter: number | undefined;
 
-  constructor(status: number, code: string, message: string, options?: { cause?: unknown; condition?: DavCondition }) {
+  constructor(status: number, code: string, message: string, options?: { cause?: unknown; condition?: DavCondition; retryAfter?: number }) {
     super(code, message, options);
     this.status = status;
     this.condition = options?.condition;
+    this.retryAfter = options?.retryAfter;
   }
 }
 
@@ -75,7 +82,7 @@ export function fsError(err: unknown, path: string): DavError {
     case 'EMFILE':
     case 'ENFILE':
       // Passing: open files are given back as transfers end, so a client's retry (503 says try again) succeeds.
-      return new DavError(503, 'DAV_ERR_TOO_MANY_FILES', `the host has too many files open to open ${path} (${code}); try again, or raise the limit (ulimit -n)`, { cause: err });
+      return new DavError(503, 'DAV_ERR_TOO_MANY_FILES', `the host has too many files open to open ${path} (${code}); try again, or raise the limit (ulimit -n)`, { cause: err, retryAfter: 1 });
     case 'ENAMETOOLONG':
       return new DavError(414, 'DAV_ERR_NAME_TOO_LONG', `a name in ${path} is too long for the host file system`, { cause: err });
     case 'EISDIR':

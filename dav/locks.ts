@@ -122,6 +122,17 @@ class LockTable implements JournalState<LockOp> {
     return this.locks.size;
   }
 
+  /**
+   * When the first live lock ends (ms since the epoch; Infinity with none): a full table has room again by then.
+   * Counted afresh, since `#nextEnd` can be stale-early after an UNLOCK; this runs only when the table is full.
+   */
+  firstEnd(): number {
+    this.purge();
+    let first = Infinity;
+    for (const l of this.locks.values()) first = Math.min(first, this.#end(l));
+    return first;
+  }
+
   snapshot(): LockOp[] {
     this.purge();
     return [...this.locks.values()].map((l) => ({ add: l }));
@@ -292,7 +303,11 @@ export class LockManager {
         });
       }
       if (this.#table.size >= this.#opts.maxLocks) {
-        throw new DavError(503, 'DAV_ERR_TOO_MANY_LOCKS', `the server holds ${this.#opts.maxLocks} locks already (option maxLocks)`);
+        // Told when the first lock times out: an UNLOCK may free room sooner, never later. (maxLocks 0: never.)
+        const first = this.#table.firstEnd();
+        const retryAfter = Number.isFinite(first) ? Math.max(1, Math.ceil((first - this.#opts.now()) / 1000)) : undefined;
+        const when = retryAfter === undefined ? '' : `; the first ends in ${retryAfter} s`;
+        throw new DavError(503, 'DAV_ERR_TOO_MANY_LOCKS', `the server holds ${this.#opts.maxLocks} locks already (option maxLocks)${when}`, { retryAfter });
       }
       const timeout = this.#choose(request.timeouts);
       const { path, depth, scope, owner } = request;

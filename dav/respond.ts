@@ -47,6 +47,7 @@ export function sendError(ctx: RequestContext, err: unknown): void {
   // A body we did not read would be taken for the next request; and a client waiting on 100-continue may
   // never send it. Closing the connection is the safe answer to both.
   if (!ctx.bodyRead && ctx.hasBody()) headers.Connection = 'close';
+  if (dav?.retryAfter !== undefined) headers['Retry-After'] = dav.retryAfter;
   if (status === 405) headers.Allow = ctx.dav.readOnly ? READ_METHODS : ALL_METHODS;
   if (dav?.condition) {
     const hrefs = (dav.condition.hrefs ?? []).map((h) => `<D:href>${escapeText(h)}</D:href>`).join('');

@@ -150,7 +150,8 @@ export class SharedJournal<Op> {
       const code = (err as NodeJS.ErrnoException).code;
       // RFC 4918 §11.5: 507 when the server cannot store what the request needs.
       if (code === 'ENOSPC' || code === 'EDQUOT') throw new DavError(507, `${prefix}_FULL`, `no space left for the ${what} ${this.#file}`, { cause: err });
-      if (err instanceof JournalLockBusyError) throw new DavError(503, `${prefix}_BUSY`, `the ${what} is being written by another process (${err.holder || 'unknown'}; lock file ${err.file})`, { cause: err });
+      // The holder is alive and slow, or hung: either it lets go or its lock goes stale, so a retry can succeed.
+      if (err instanceof JournalLockBusyError) throw new DavError(503, `${prefix}_BUSY`, `the ${what} is being written by another process (${err.holder || 'unknown'}; lock file ${err.file})`, { cause: err, retryAfter: 5 });
       throw new DavError(500, prefix, `cannot write the ${what} ${this.#file}: ${(err as Error).message}`, { cause: err });
     });
   }

@@ -288,7 +288,7 @@ test('out of file descriptors: a GET gets 503 (try again), not 500, and succeeds
     const get = () => new Promise((resolve, reject) => {
       http.get({ host: '127.0.0.1', port, path: '/f', agent }, (res) => {
         let body = '';
-        res.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => resolve({ status: res.statusCode, body }));
+        res.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => resolve({ status: res.statusCode, body, retryAfter: res.headers['retry-after'] }));
       }).on('error', reject);
     });
     const replies = [await get()];
@@ -306,10 +306,11 @@ test('out of file descriptors: a GET gets 503 (try again), not 500, and succeeds
     console.log(JSON.stringify(replies));`;
   const child = spawnSync('prlimit', ['--nofile=128:128', process.execPath, '--input-type=module', '-e', script, root], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(child.status, 0, child.stderr);
-  const [before, starved, after] = JSON.parse(child.stdout) as { status: number; body: string }[];
+  const [before, starved, after] = JSON.parse(child.stdout) as { status: number; body: string; retryAfter?: string }[];
   assert.deepEqual(before, { status: 200, body: 'content' });
   assert.equal(starved?.status, 503, starved?.body);
   assert.match(starved?.body ?? '', /too many files open.*EMFILE/);
+  assert.equal(starved?.retryAfter, '1', 'the 503 tells the client when to try again');
   assert.deepEqual(after, { status: 200, body: 'content' });
 });
 
@@ -456,6 +457,8 @@ test('the share root removed while serving: every request is 503 naming it, the 
     const r = await h.req(method, path, { body });
     assert.equal(r.status, 503, `${method} ${path}`);
     assert.match(r.body, /share root .* has disappeared/);
+    // Only the host user can bring it back: no Retry-After to keep a client polling.
+    assert.equal(r.headers['retry-after'], undefined);
   }
   assert.ok(warnings.length >= 5 && warnings.every((w) => /has disappeared/.test(w)), warnings.join('\n'));
   await mkdir(join(h.root, 'dir'), { recursive: true });

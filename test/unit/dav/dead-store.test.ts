@@ -193,7 +193,7 @@ test('the lock: an abandoned one is broken, a live holder is waited for and then
   // cannot be asked, so only its age tells.
   await writeFile(lock, 'unknown-pid other-host 0\n');
   const started = Date.now();
-  await assert.rejects(s.patch('/b', [prop('u', 'b', '1')], []), (e: Error & { code?: string; status?: number }) => e.status === 503 && e.code === 'DAV_ERR_PROPSTORE_BUSY' && e.message.includes('other-host') && e.message.includes(lock));
+  await assert.rejects(s.patch('/b', [prop('u', 'b', '1')], []), (e: Error & { code?: string; status?: number; retryAfter?: number }) => e.status === 503 && e.retryAfter === 5 && e.code === 'DAV_ERR_PROPSTORE_BUSY' && e.message.includes('other-host') && e.message.includes(lock));
   assert.ok(Date.now() - started >= 250, 'waited for it first');
   assert.equal(s.get('/b'), undefined);
   const old = new Date(Date.now() - 120_000);

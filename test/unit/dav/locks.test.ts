@@ -89,10 +89,26 @@ test('covering, below, at and removeWithin', async () => {
   assert.ok(!(await m.remove(a.token)));
 });
 
-test('maxLocks bounds the table with 503', async () => {
-  const { m } = await manager();
-  for (const p of ['/1', '/2', '/3']) await m.create(req(p));
-  assert.equal(await status(m.create(req('/4'))), 503);
+test('maxLocks bounds the table with 503, which says when the first lock ends (Retry-After)', async () => {
+  const { m, clock } = await manager();
+  await m.create(req('/1', 'exclusive', 0, [300]));
+  const short = await m.create(req('/2', 'exclusive', 0, [40]));
+  await m.create(req('/3', 'exclusive', 0, [500]));
+  clock.now += 10_500;
+  const full = await m.create(req('/4')).then(() => assert.fail('a fourth lock was granted'), (err: unknown) => err);
+  assert.ok(full instanceof DavError);
+  assert.equal(full.status, 503);
+  assert.equal(full.code, 'DAV_ERR_TOO_MANY_LOCKS');
+  assert.equal(full.retryAfter, 30, '40 s lock, 10.5 s later: 29.5 s left, rounded up');
+  // Once the short lock is gone the next-ending one (300 s, 289.5 s left) sets the time.
+  assert.ok(await m.remove(short.token));
+  await m.create(req('/4', 'exclusive', 0, [1000]));
+  const again = await m.create(req('/5')).then(() => assert.fail('a fourth lock was granted'), (err: unknown) => err);
+  assert.ok(again instanceof DavError);
+  assert.equal(again.retryAfter, 290);
+  // And at that time, there is room.
+  clock.now += 290_000;
+  assert.ok(await m.create(req('/5')));
 });
 
 test('tokens are unique urn:uuid URNs', async () => {
