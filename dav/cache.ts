@@ -61,7 +61,11 @@ export interface MetaCacheOptions {
   /** How long (ms) a barrier may wait for its sentinel event before the cache is bypassed. */
   barrierTimeoutMs?: number;
   log: Logger;
+  /** How a directory is watched: `fs.watch`, not persistent. Tests pass one that can fail its watchers. */
+  watchDir?: (dir: string) => FSWatcher;
 }
+
+const watchDir = (dir: string): FSWatcher => fsWatch(dir, { persistent: false });
 
 /**
  * inotify queues at most max_queued_events (16384 by default); past that the kernel drops events and queues one
@@ -139,6 +143,8 @@ export class MetaCache {
   readonly #opts: Required<MetaCacheOptions>;
   #sentinelDir = '';
   #sentinel: FSWatcher | undefined;
+  /** No event will come from it (its watch reported an error, or it could not be made): the next barrier replaces it. */
+  #sentinelFailed = false;
   /** The sentinel file is named `r<#sentinelRound>`: the last barrier round whose rename succeeded. */
   #sentinelRound = 0;
   /** The highest round whose sentinel event has been read. */
@@ -149,7 +155,7 @@ export class MetaCache {
   #closed = false;
 
   constructor(options: MetaCacheOptions) {
-    this.#opts = { barrierTimeoutMs: 200, ...options };
+    this.#opts = { barrierTimeoutMs: 200, watchDir, ...options };
     sweepStaleSentinels();
     this.#openSentinel();
     liveCaches.add(this);
@@ -157,12 +163,16 @@ export class MetaCache {
 
   /** Make a sentinel directory holding `r<#sentinelRound>` and watch it. */
   #openSentinel(): void {
+    // Until the watch is in place: should anything below throw, the next barrier tries again, not waits in vain.
+    this.#sentinelFailed = true;
     const dir = mkdtempSync(join(tmpdir(), `spicedav-sentinel-${process.pid}-`));
     trackSentinel(dir);
     // Before anything else can throw: a directory made here is removed by whoever closes the sentinel next.
     this.#sentinelDir = dir;
     writeFileSync(join(dir, `r${this.#sentinelRound}`), '');
-    this.#sentinel = fsWatch(dir, { persistent: false }, (_event, name) => {
+    const sentinel = this.#opts.watchDir(dir);
+    this.#sentinel = sentinel;
+    sentinel.on('change', (_event: string, name: string | Buffer | null) => {
       countEvent();
       // A rename brings two events, the old name's and the new one's: the new one ends its round.
       const round = sentinelRound(name);
@@ -171,6 +181,16 @@ export class MetaCache {
         this.#wake();
       }
     });
+    // Not seen from inotify, but Windows reports a watched directory deleted (a temp cleaner) as EPERM here, and
+    // an 'error' nobody listens to would end the server. The watch is dead: its waiting barriers are answered
+    // now (the cache is bypassed for them), and the next barrier makes a new sentinel.
+    sentinel.on('error', (err: Error) => {
+      if (this.#sentinel !== sentinel) return;
+      this.#opts.log.warn({ dir, err: err.message }, 'the metadata cache sentinel watch failed; the next barrier makes a new one');
+      this.#sentinelFailed = true;
+      for (const w of this.#waiters.splice(0)) w.settle(false);
+    });
+    this.#sentinelFailed = false;
   }
 
   /** Stop watching the sentinel and remove its directory. */
@@ -178,6 +198,31 @@ export class MetaCache {
     this.#sentinel?.close();
     rmSync(this.#sentinelDir, { recursive: true, force: true });
     liveSentinels.delete(this.#sentinelDir);
+  }
+
+  /** Rename the sentinel to round `target`, first replacing it if it was removed or its watch failed; false if neither works. */
+  async #touchSentinel(target: number): Promise<boolean> {
+    if (!this.#sentinelFailed) {
+      try {
+        await this.#renameSentinel(target);
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.#closed) return false;
+        // Something removed the sentinel: a /tmp cleaner (systemd-tmpfiles ages /tmp out after 10 days on many
+        // distributions) on a share idle that long. Without a new one every later barrier fails and the cache
+        // is never used again. A new directory, not the old path recreated: that path could be taken meanwhile.
+        this.#opts.log.warn({ dir: this.#sentinelDir }, 'the metadata cache sentinel was removed; making a new one');
+      }
+    }
+    if (this.#closed) return false;
+    try {
+      this.#closeSentinel();
+      this.#openSentinel();
+      await this.#renameSentinel(target);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Rename the sentinel from round `#sentinelRound` to `target`. */
@@ -230,7 +275,7 @@ export class MetaCache {
     if (this.#closed || this.#dirs.has(dir)) return;
     let watcher: FSWatcher;
     try {
-      watcher = fsWatch(dir, { persistent: false });
+      watcher = this.#opts.watchDir(dir);
     } catch (err) {
       this.#opts.log.debug({ dir, err: (err as Error).message }, 'cannot watch a directory; its listings are not cached');
       return;
@@ -276,25 +321,10 @@ export class MetaCache {
     round.promise = previous.then(async () => {
       round.started = true;
       const target = this.#sentinelRound + 1;
-      try {
-        await this.#renameSentinel(target);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.#closed) return false;
-        // Something removed the sentinel: a /tmp cleaner (systemd-tmpfiles ages /tmp out after 10 days on many
-        // distributions) on a share idle that long. Without a new one every later barrier fails and the cache
-        // is never used again. A new directory, not the old path recreated: that path could be taken meanwhile.
-        this.#opts.log.warn({ dir: this.#sentinelDir }, 'the metadata cache sentinel was removed; making a new one');
-        try {
-          this.#closeSentinel();
-          this.#openSentinel();
-          await this.#renameSentinel(target);
-        } catch {
-          return false;
-        }
-      }
+      if (!(await this.#touchSentinel(target))) return false;
       this.#sentinelRound = target;
-      // Closed while the rename ran: nothing will read the event any more.
-      if (this.#closed) return false;
+      // Closed, or the watch failed, while the rename ran: nothing will read the event any more.
+      if (this.#closed || this.#sentinelFailed) return false;
       return new Promise<boolean>((resolve) => {
         // Not unref'd: the watchers are not persistent, so while a barrier waits its timer is what keeps the
         // loop polling. Unref'd, a loop whose last request (a stat, say) completed in the same poll as the

@@ -1,6 +1,7 @@
 import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync, watch, type FSWatcher } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { mkdir } from 'node:fs/promises';
@@ -174,6 +175,32 @@ test('a sentinel removed from under the cache (a /tmp cleaner) is replaced, and 
   assert.ok(second !== undefined && second !== first && more.length === 0, 'one new sentinel directory');
   await cache.close();
   assert.deepEqual(sentinels(), [], 'closing removes the new one');
+});
+
+test('a sentinel whose watch fails (Windows: its folder deleted) answers its barrier at once and is replaced', async (t) => {
+  // inotify reports no such error, so the first watch is a stand-in that emits no events and then fails.
+  const stalled = Object.assign(new EventEmitter(), { close: () => {}, ref: () => stalled, unref: () => stalled }) as unknown as FSWatcher;
+  const made: string[] = [];
+  const warnings: string[] = [];
+  const cache = new MetaCache({
+    maxDirs: 2,
+    barrierTimeoutMs: 60_000,
+    log: { ...silentLogger, warn: (_o: object, msg: string) => void warnings.push(msg) },
+    watchDir: (dir) => (made.push(dir), made.length === 1 ? stalled : watch(dir, { persistent: false })),
+  });
+  t.after(() => cache.close());
+  const first = made[0] as string;
+  const waiting = cache.barrier();
+  // Once the sentinel is renamed the barrier waits for an event the stand-in never sends.
+  while (!existsSync(join(first, 'r1'))) await new Promise((r) => setTimeout(r, 2));
+  const started = Date.now();
+  stalled.emit('error', Object.assign(new Error('EPERM: operation not permitted, watch'), { code: 'EPERM' }));
+  assert.equal(await waiting, false, 'the barrier is not trusted');
+  assert.ok(Date.now() - started < 30_000, 'answered when the watch failed, not at its timeout');
+  assert.deepEqual(warnings, ['the metadata cache sentinel watch failed; the next barrier makes a new one']);
+  for (let round = 0; round < 3; round++) assert.equal(await cache.barrier(), true, `barrier ${round} after the failure`);
+  assert.equal(made.length, 2, 'one new sentinel watch');
+  assert.ok(!existsSync(first) && existsSync(made[1] as string), 'the failed sentinel folder is removed');
 });
 
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
