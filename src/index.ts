@@ -75,5 +75,5 @@ export type {
   UnixSocketPortDeviceOptions,
   MdnsAdvertiser,
 } from './guest/index.js';
-export { DavServer, DavError, Transfer, DEFAULT_LIMITS, defaultStateFile, BasicAuth, DigestAuth } from '../dav/index.js';
-export type { DavServerOptions, DavLimits, ListenOptions, SymlinkPolicy, Authenticator, DavCondition, DigestAuthOptions } from '../dav/index.js';
+export { DavServer, DavError, Transfer, DEFAULT_LIMITS, defaultStateFile, BasicAuth, DigestAuth, followUserFile } from '../dav/index.js';
+export type { DavServerOptions, DavLimits, ListenOptions, SymlinkPolicy, Authenticator, FileAuthenticator, UserFileFollower, DavCondition, DigestAuthOptions } from '../dav/index.js';

@@ -10,3 +10,14 @@ export interface Authenticator {
   /** WWW-Authenticate header values for a 401 answer to `req` (after `check` refused it). */
   challenges(req: IncomingMessage): string[];
 }
+
+/** An authenticator whose user table comes from a file (htpasswd, htdigest) and can be read again. */
+export interface FileAuthenticator extends Authenticator {
+  /** The user file. */
+  readonly file: string;
+  /**
+   * Read the file again and use its users from the next request on; resolves to their number. An unreadable or
+   * malformed file throws (`DAV_ERR_AUTH_FILE`) and leaves the users as they were.
+   */
+  reload(): Promise<number>;
+}

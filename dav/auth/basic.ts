@@ -6,13 +6,13 @@
  * start-up rather than as "wrong password". Use it over TLS or loopback: Basic sends the password in the clear.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DavError } from '../errors.js';
 import { md5crypt } from './md5crypt.js';
 import { parseShaCryptSetting, shaCryptSteps, type ShaCryptSetting } from './sha-crypt.js';
-import type { Authenticator } from './authenticator.js';
+import type { FileAuthenticator } from './authenticator.js';
+import { readUserFile } from './user-file.js';
 
 const sameString = (a: string, b: string): boolean => {
   const x = Buffer.from(a);
@@ -92,9 +92,11 @@ export function parseHtpasswd(text: string, source = 'htpasswd file'): Map<strin
 }
 
 /** Basic authentication from an htpasswd user table. */
-export class BasicAuth implements Authenticator {
+export class BasicAuth implements FileAuthenticator {
   readonly realm: string;
-  readonly #users: Map<string, string>;
+  /** The htpasswd file the users came from ('' when they were given). */
+  readonly file: string;
+  #users: Map<string, string>;
   // Verified credentials, keyed by a digest of the header: a hash check costs from 1,000 MD5 rounds to a bcrypt
   // cost's worth of Blowfish, and a WebDAV client sends its credentials with every request.
   readonly #verified = new Map<string, string>();
@@ -102,20 +104,25 @@ export class BasicAuth implements Authenticator {
   // credentials (davfs2, Explorer) pays for one check.
   readonly #checking = new Map<string, Promise<string | null>>();
 
-  constructor(users: Map<string, string>, realm = 'spicedav') {
+  constructor(users: Map<string, string>, realm = 'spicedav', file = '') {
     this.#users = users;
     this.realm = realm;
+    this.file = file;
   }
 
   /** Load an htpasswd file. */
   static async fromFile(path: string, realm?: string): Promise<BasicAuth> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      throw new DavError(500, 'DAV_ERR_AUTH_FILE', `cannot read the htpasswd file ${path}: ${(err as Error).message}`, { cause: err });
-    }
-    return new BasicAuth(parseHtpasswd(text, path), realm);
+    return new BasicAuth(parseHtpasswd(await readUserFile(path, 'htpasswd'), path), realm, path);
+  }
+
+  async reload(): Promise<number> {
+    if (!this.file) throw new Error('BasicAuth.reload: these users were not loaded from a file');
+    const users = parseHtpasswd(await readUserFile(this.file, 'htpasswd'), this.file);
+    // What was verified against the old table (a password since changed) must be checked again.
+    this.#users = users;
+    this.#verified.clear();
+    this.#checking.clear();
+    return users.size;
   }
 
   async check(req: IncomingMessage): Promise<string | null> {
@@ -139,8 +146,11 @@ export class BasicAuth implements Authenticator {
     const i = decoded.indexOf(':');
     if (i < 0) return null;
     const user = decoded.slice(0, i);
-    const hash = this.#users.get(user);
+    const users = this.#users;
+    const hash = users.get(user);
     if (!hash || !(await verifyHtpasswd(decoded.slice(i + 1), hash))) return null;
+    // Reloaded while the hash was checked: the answer holds for this request, but is not remembered.
+    if (users !== this.#users) return user;
     if (this.#verified.size >= 1024) this.#verified.clear();
     this.#verified.set(key, user);
     return user;

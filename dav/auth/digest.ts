@@ -5,10 +5,10 @@
  * refuse replays.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { DavError } from '../errors.js';
-import type { Authenticator } from './authenticator.js';
+import type { FileAuthenticator } from './authenticator.js';
+import { readUserFile } from './user-file.js';
 
 const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex');
 
@@ -35,18 +35,29 @@ export function parseHtdigest(text: string, realm: string, source = 'htdigest fi
   return users;
 }
 
+/** The users of `realm` in an htdigest file; a file with none is refused (nobody could log in). */
+async function loadHtdigest(path: string, realm: string): Promise<Map<string, string>> {
+  const users = parseHtdigest(await readUserFile(path, 'htdigest'), realm, path);
+  if (users.size === 0) throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${path} has no user in realm "${realm}"; create one with htdigest ${path} "${realm}" USER`);
+  return users;
+}
+
 /** Options of DigestAuth. */
 export interface DigestAuthOptions {
   realm: string;
+  /** The htdigest file the users came from, for `reload()`. */
+  file?: string;
   /** How long a nonce is accepted (default 5 minutes). */
   nonceLifetimeMs?: number;
   now?: () => number;
 }
 
 /** Digest authentication from an htdigest user table. */
-export class DigestAuth implements Authenticator {
+export class DigestAuth implements FileAuthenticator {
   readonly realm: string;
-  readonly #users: Map<string, string>;
+  /** The htdigest file the users came from ('' when they were given). */
+  readonly file: string;
+  #users: Map<string, string>;
   readonly #key = randomBytes(32);
   readonly #opaque = randomBytes(16).toString('hex');
   readonly #lifetime: number;
@@ -58,21 +69,20 @@ export class DigestAuth implements Authenticator {
   constructor(users: Map<string, string>, options: DigestAuthOptions) {
     this.#users = users;
     this.realm = options.realm;
+    this.file = options.file ?? '';
     this.#lifetime = options.nonceLifetimeMs ?? 5 * 60_000;
     this.#now = options.now ?? Date.now;
   }
 
   /** Load the users of `realm` from an htdigest file. */
   static async fromFile(path: string, realm: string): Promise<DigestAuth> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      throw new DavError(500, 'DAV_ERR_AUTH_FILE', `cannot read the htdigest file ${path}: ${(err as Error).message}`, { cause: err });
-    }
-    const users = parseHtdigest(text, realm, path);
-    if (users.size === 0) throw new DavError(500, 'DAV_ERR_AUTH_FILE', `${path} has no user in realm "${realm}"; create one with htdigest ${path} "${realm}" USER`);
-    return new DigestAuth(users, { realm });
+    return new DigestAuth(await loadHtdigest(path, realm), { realm, file: path });
+  }
+
+  async reload(): Promise<number> {
+    if (!this.file) throw new Error('DigestAuth.reload: these users were not loaded from a file');
+    this.#users = await loadHtdigest(this.file, this.realm);
+    return this.#users.size;
   }
 
   #nonce(): string {

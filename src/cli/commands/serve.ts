@@ -1,5 +1,5 @@
 import { Option, type Command } from '../commander.js';
-import type { Authenticator } from '../../../dav/index.js';
+import type { FileAuthenticator } from '../../../dav/index.js';
 import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, davReady, davStatusDisplay } from '../runtime.js';
 import { portOption, readOptionFile, shareDir } from '../options.js';
@@ -30,7 +30,7 @@ Examples:
 Mount it: gio mount dav://127.0.0.1:8080/ · mount -t davfs http://127.0.0.1:8080/ /mnt · cadaver http://127.0.0.1:8080/`;
 
 async function serve(dir: string, o: ServeOptions, command: Command): Promise<void> {
-  const { BasicAuth, DavServer, DigestAuth } = await import('../../../dav/index.js');
+  const { BasicAuth, DavServer, DigestAuth, followUserFile } = await import('../../../dav/index.js');
   const globals = globalsOf(command);
   const log = loggerFor(globals);
   const root = shareDir(dir);
@@ -39,7 +39,7 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
   }
   const tls = o.tlsCert && o.tlsKey ? { cert: readOptionFile('--tls-cert', o.tlsCert), key: readOptionFile('--tls-key', o.tlsKey) } : undefined;
   if (o.htpasswd && o.htdigest) throw new CliError('CLI_ERR_AUTH_PAIR', 'give --htpasswd (Basic) or --htdigest (Digest), not both', ExitCode.USAGE);
-  let auth: Authenticator | undefined;
+  let auth: FileAuthenticator | undefined;
   if (o.htdigest) auth = await DigestAuth.fromFile(o.htdigest, o.realm);
   else if (o.htpasswd) auth = await BasicAuth.fromFile(o.htpasswd, o.realm);
   // Basic sends the password in clear on every request: fine on loopback or inside TLS, not elsewhere.
@@ -63,6 +63,8 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
     }
     throw err;
   }
+  // Users added, changed or removed in the file apply without a restart.
+  const users = auth ? await followUserFile(auth, log.child({ component: 'auth' })) : undefined;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}/`;
   const display = davStatusDisplay(globals, dav, (tracker) => {
@@ -73,6 +75,7 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
   display.start();
   await runUntilSignal(async () => {
     display.stop();
+    await users?.close();
     await dav.close();
   }, log);
 }

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { runCli, startCli } from '../../helpers/cli.js';
 import { cliPath } from '../../helpers/paths.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { until } from '../../helpers/wait.js';
 
 test('every command has --help with examples, and exit code 0', async () => {
   for (const cmd of ['share', 'guest', 'serve', 'doctor', 'demo']) {
@@ -194,6 +195,52 @@ test('serve --htpasswd requires Basic credentials (MD5, bcrypt, SHA-crypt); a mi
   const des = await runCli(['serve', share, '--port', '0', '--htpasswd', join(dir, 'des')]);
   assert.equal(des.code, 3);
   assert.match(des.stderr, /user dave has a hash this server cannot check .*htpasswd -B/);
+});
+
+test('serve --htpasswd follows its file: users added, re-passworded or removed apply without a restart; a broken file changes nothing', async (t) => {
+  const dir = await tempDir(t);
+  const users = join(dir, 'users');
+  // Apache's own tool, as an administrator would use it (bcrypt at its lowest cost, to keep the test quick).
+  const htpasswd = (...args: string[]) => execFileSync('htpasswd', args, { stdio: 'pipe' });
+  htpasswd('-cbB', '-C', '4', users, 'alice', 'one');
+  const share = join(dir, 'share');
+  await mkdir(share);
+  await writeFile(join(share, 'f.txt'), 'x');
+  const cli = startCli(t, ['--verbose', 'serve', share, '--port', '0', '--htpasswd', users]);
+  const [, url] = await cli.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
+  const status = async (user: string, pw: string) => (await fetch(`${url}f.txt`, { headers: { Authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}` } })).status;
+  /** Waits (bounded) until `user:pw` gets `want`: the file is read again a moment after it changes. */
+  const becomes = async (user: string, pw: string, want: number, what: string) => {
+    const deadline = Date.now() + 10_000;
+    while ((await status(user, pw)) !== want) {
+      if (Date.now() > deadline) assert.fail(`${what}: still not ${want} after 10 s\n${cli.stderr}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  assert.equal(await status('alice', 'one'), 200);
+  assert.equal(await status('bob', 'two'), 401);
+  htpasswd('-bB', '-C', '4', users, 'bob', 'two');
+  await becomes('bob', 'two', 200, 'a user added');
+  // alice's old password was checked and remembered above: a new one must end it.
+  htpasswd('-bB', '-C', '4', users, 'alice', 'new');
+  await becomes('alice', 'one', 401, 'an old password');
+  assert.equal(await status('alice', 'new'), 200);
+  htpasswd('-D', users, 'bob');
+  await becomes('bob', 'two', 401, 'a user removed');
+  assert.match(cli.stderr, /user file changed/);
+  // A typo (a plain-text password) or a removed file leaves the users as they were, and says so.
+  await writeFile(users, `${await readFile(users, 'utf8')}carol:plain\n`);
+  await until(() => /user carol has a hash this server cannot check/.test(cli.stderr), 'the broken file reported', 10_000);
+  assert.equal(await status('alice', 'new'), 200);
+  assert.equal(await status('carol', 'plain'), 401);
+  await rm(users);
+  await until(() => /user file was removed/.test(cli.stderr), 'the removal reported', 10_000);
+  assert.equal(await status('alice', 'new'), 200);
+  // Made again (htpasswd -c): its users, and only they.
+  htpasswd('-cbB', '-C', '4', users, 'dave', 'four');
+  await becomes('dave', 'four', 200, 'a file made again');
+  assert.equal(await status('alice', 'new'), 401);
+  assert.equal(await cli.stop(), 0);
 });
 
 test('share --domain: libvirt not answering at start (libvirtd restarting at login) is retried, not the end', async (t) => {

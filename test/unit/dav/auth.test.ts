@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { md5crypt } from '../../../dav/auth/md5crypt.js';
 import { parseShaCryptSetting, shaCrypt, type ShaCryptSetting } from '../../../dav/auth/sha-crypt.js';
@@ -10,6 +12,7 @@ import { BasicAuth, parseHtpasswd, verifyHtpasswd } from '../../../dav/auth/basi
 import { DigestAuth, parseDigestParams, parseHtdigest } from '../../../dav/auth/digest.js';
 import { DavError } from '../../../dav/errors.js';
 import { haveTool, requireTool } from '../../helpers/tools.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const fakeReq = (headers: Record<string, string>, method = 'GET', url = '/'): IncomingMessage => ({ headers, method, url }) as unknown as IncomingMessage;
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -149,6 +152,48 @@ test('DigestAuth: a correct answer passes once per nonce count; wrong password, 
   assert.equal(await auth.check(late), null);
   assert.match(auth.challenges(late)[0] as string, /stale=true$/);
   assert.doesNotMatch(auth.challenges(fakeReq({}))[0] as string, /stale/);
+});
+
+test('reload(): a new user table from the next request on; an unusable file keeps the old one', async (t) => {
+  const dir = await tempDir(t);
+  const realm = 'dav';
+  const digestFile = join(dir, 'users.htdigest');
+  const line = (user: string, pass: string) => `${user}:${realm}:${md5(`${user}:${realm}:${pass}`)}\n`;
+  writeFileSync(digestFile, line('alice', 'one'));
+  const digest = await DigestAuth.fromFile(digestFile, realm);
+  // Nonces made within one millisecond are the same: each answer counts up, as a client's do.
+  let count = 0;
+  const as = (user: string, pass: string) => {
+    const challenge = digest.challenges(fakeReq({}))[0] as string;
+    const nc = (++count).toString(16).padStart(8, '0');
+    return digest.check(fakeReq({ authorization: digestAnswer(challenge, user, realm, pass, 'GET', '/', nc) }));
+  };
+  assert.equal(await as('alice', 'one'), 'alice');
+  writeFileSync(digestFile, line('alice', 'two') + line('bob', 'b'));
+  assert.equal(await digest.reload(), 2);
+  assert.equal(await as('alice', 'one'), null, 'the old password');
+  assert.equal(await as('alice', 'two'), 'alice');
+  assert.equal(await as('bob', 'b'), 'bob');
+  // No user left in the realm: nobody could log in, so the file is refused and the users stay.
+  writeFileSync(digestFile, `carol:elsewhere:${md5('x')}\n`);
+  await assert.rejects(digest.reload(), (e: Error & { code?: string }) => e.code === 'DAV_ERR_AUTH_FILE' && /no user in realm "dav"/.test(e.message));
+  assert.equal(await as('bob', 'b'), 'bob');
+  rmSync(digestFile);
+  await assert.rejects(digest.reload(), /cannot read the htdigest file/);
+  assert.equal(await as('alice', 'two'), 'alice');
+
+  // Basic: a check still running when the file is reloaded answers its own request, but is not remembered. Many
+  // SHA-crypt rounds, which give the event loop turns every few ms, keep it running while the reload reads the file.
+  const basicFile = join(dir, 'users.htpasswd');
+  writeFileSync(basicFile, `alice:${shaCrypt('pw', parseShaCryptSetting('$6$rounds=150000$s') as ShaCryptSetting)}\n`);
+  const basic = await BasicAuth.fromFile(basicFile);
+  const req = () => fakeReq({ authorization: `Basic ${Buffer.from('alice:pw').toString('base64')}` });
+  const during = basic.check(req());
+  writeFileSync(basicFile, `alice:${bcrypt.hashSync('new', 4)}\n`);
+  assert.equal(await basic.reload(), 1);
+  assert.equal(await during, 'alice', 'checked against the table it started with');
+  assert.equal(await basic.check(req()), null, 'the old password, not taken from the remembered checks');
+  await assert.rejects(new BasicAuth(new Map()).reload(), /not loaded from a file/);
 });
 
 test('Digest header parameters: quoted, escaped, bare', () => {
