@@ -2,8 +2,8 @@
  * The user file of an authenticator (htpasswd, htdigest): read at start, and read again whenever it changes, so
  * that adding a user, changing a password or removing a user takes effect without a restart (Apache reads its
  * file on every request, and administrators rely on that to revoke access). chokidar does the watching: it follows
- * a file that is replaced by a rename (editors, `htpasswd` writing through a temporary copy) and waits until a
- * write has finished before it reports it.
+ * a file that is replaced by a rename (an editor saving), and waits until a write has finished before it reports it
+ * (`htpasswd` rewrites the file in place from a temporary copy).
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../src/log.js';
