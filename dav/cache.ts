@@ -196,7 +196,17 @@ export class MetaCache {
   /** Stop watching the sentinel and remove its directory. */
   #closeSentinel(): void {
     this.#sentinel?.close();
-    rmSync(this.#sentinelDir, { recursive: true, force: true });
+    // A barrier's rename may be running in the thread pool: when it lands between the listing and the rmdir, the
+    // rmdir finds the renamed file (ENOTEMPTY). Only one rename runs at a time, so listing again finds it.
+    // (rmSync's own maxRetries retries the rmdir alone, without listing again.)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        rmSync(this.#sentinelDir, { recursive: true, force: true });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt === 3) throw err;
+      }
+    }
     liveSentinels.delete(this.#sentinelDir);
   }
 
