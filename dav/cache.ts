@@ -193,7 +193,11 @@ export class MetaCache {
     this.#sentinelFailed = false;
   }
 
-  /** Stop watching the sentinel and remove its directory. */
+  /**
+   * Stop watching the sentinel and remove its directory. Never throws: `close()` runs inside the server's, which
+   * must go on to close the watches and finish the state journals. A directory that cannot be removed is logged
+   * and left to the exit hook (and, should that fail too, to the sweep of the next cache once this process is gone).
+   */
   #closeSentinel(): void {
     this.#sentinel?.close();
     // A barrier's rename may be running in the thread pool: when it lands between the listing and the rmdir, the
@@ -202,12 +206,14 @@ export class MetaCache {
     for (let attempt = 1; ; attempt++) {
       try {
         rmSync(this.#sentinelDir, { recursive: true, force: true });
-        break;
+        liveSentinels.delete(this.#sentinelDir);
+        return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt === 3) throw err;
+        if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY' && attempt < 3) continue;
+        this.#opts.log.warn({ dir: this.#sentinelDir, err: (err as Error).message }, 'cannot remove the metadata cache sentinel; it is tried again at exit');
+        return;
       }
     }
-    liveSentinels.delete(this.#sentinelDir);
   }
 
   /** Rename the sentinel to round `target`, first replacing it if it was removed or its watch failed; false if neither works. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { dirIdentity, MetaCache } from '../../../dav/cache.js';
 import type { Entry } from '../../../dav/storage/backend.js';
 import { silentLogger } from '../../../src/log.js';
-import { tempDir } from '../../helpers/tmp.js';
+import { mountTmpfs, tempDir, unmountTmpfs } from '../../helpers/tmp.js';
 
 const entry = (path: string): Entry => ({ path, collection: false, size: 1, mtimeMs: 1, ctimeMs: 1, atimeMs: 1, birthtimeMs: 1, mode: 0o644, etag: '"e"' });
 
@@ -201,6 +201,29 @@ test('a sentinel whose watch fails (Windows: its folder deleted) answers its bar
   for (let round = 0; round < 3; round++) assert.equal(await cache.barrier(), true, `barrier ${round} after the failure`);
   assert.equal(made.length, 2, 'one new sentinel watch');
   assert.ok(!existsSync(first) && existsSync(made[1] as string), 'the failed sentinel folder is removed');
+});
+
+test('a sentinel that cannot be removed does not make close() fail: the watches still close, the log says so', async (t) => {
+  // A file system mounted inside the sentinel directory: rmdir of a mount point fails (EBUSY), even for root.
+  const dir = await tempDir(t);
+  const warnings: string[] = [];
+  const sentinels = () => readdirSync(tmpdir()).filter((n) => n.startsWith(`spicedav-sentinel-${process.pid}-`));
+  const before = new Set(sentinels());
+  const cache = new MetaCache({ maxDirs: 2, log: { ...silentLogger, warn: (_o: object, msg: string) => void warnings.push(msg) } });
+  const sentinel = join(tmpdir(), sentinels().find((n) => !before.has(n)) as string);
+  const blocker = join(sentinel, 'mounted');
+  await mkdir(blocker);
+  if (!mountTmpfs(t, blocker, '1m')) return cache.close();
+  try {
+    cache.watch(dir);
+    await ready(cache, dir);
+    await cache.close();
+    assert.equal(cache.epoch(dir), -1, 'the directory watches are closed');
+    assert.deepEqual(warnings, ['cannot remove the metadata cache sentinel; it is tried again at exit']);
+  } finally {
+    unmountTmpfs(blocker);
+    rmSync(sentinel, { recursive: true, force: true });
+  }
 });
 
 test('at most maxDirs directories are watched; the least recently used goes first', async (t) => {
