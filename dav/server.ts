@@ -315,6 +315,8 @@ export class DavServer extends EventEmitter {
       res.destroy();
       return;
     }
-    send(res, status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }, err instanceof DavError ? err.message + '\n' : 'internal error; see the server log\n');
+    const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' };
+    if (err instanceof DavError && err.retryAfter !== undefined) headers['Retry-After'] = err.retryAfter;
+    send(res, status, headers, err instanceof DavError ? err.message + '\n' : 'internal error; see the server log\n');
   }
 }

@@ -5,45 +5,22 @@
  * plain text `-p`) or a malformed hash make loading fail with the user's name, so a bad file is noticed at
  * start-up rather than as "wrong password". Use it over TLS or loopback: Basic sends the password in the clear.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DavError } from '../errors.js';
+import { sameString } from './crypt-common.js';
 import { md5crypt } from './md5crypt.js';
-import { parseShaCryptSetting, shaCryptSteps, type ShaCryptSetting } from './sha-crypt.js';
 import type { FileAuthenticator } from './authenticator.js';
+import { slowHashes } from './slow-hash.js';
 import { readUserFile } from './user-file.js';
-
-const sameString = (a: string, b: string): boolean => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
-
-/**
- * SHA-crypt with a turn of the event loop every few milliseconds: a hash may ask for up to a billion rounds, and
- * the transfers of everyone else must not wait for one client's login.
- */
-async function shaCryptYielding(password: string, setting: ShaCryptSetting): Promise<string> {
-  const steps = shaCryptSteps(password, setting);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    await nextTurn();
-  }
-}
-
-/** A password against a `$5$` or `$6$` hash, the event loop turning meanwhile. */
-async function verifyShaCrypt(password: string, hash: string): Promise<boolean> {
-  return sameString(await shaCryptYielding(password, parseShaCryptSetting(hash) as ShaCryptSetting), hash);
-}
 
 /**
  * Each supported scheme: what its well-formed hashes look like (the salt alphabets as wide as the schemes allow),
- * and how a password is checked against one. bcrypt and SHA-crypt take milliseconds to hundreds of them, by
- * design; both give the event loop turns meanwhile: SHA-crypt every few ms, bcryptjs after at most 100 ms of work
- * (about 5 ms in all at `htpasswd -B`'s cost 5; at cost 12 others see 100 ms pauses while one login is checked).
+ * and how a password is checked against one. bcrypt and SHA-crypt take milliseconds to seconds, by design: they
+ * are checked in a worker thread (slow-hash.ts), so that a login never pauses other clients' transfers.
  */
+const inWorker = (password: string, hash: string): Promise<boolean> => slowHashes.verify(password, hash);
+
 const SCHEMES: { hash: RegExp; verify: (password: string, hash: string) => boolean | Promise<boolean> }[] = [
   {
     hash: /^\$(?:apr1|1)\$[^$]{0,8}\$[./0-9A-Za-z]{22}$/,
@@ -58,14 +35,10 @@ const SCHEMES: { hash: RegExp; verify: (password: string, hash: string) => boole
   },
   {
     hash: /^\$2[aby]\$(?:0[4-9]|[12]\d|3[01])\$[./0-9A-Za-z]{53}$/,
-    verify: async (password, hash) => {
-      // Loaded on first use: a server without bcrypt users does not carry it.
-      const { default: bcrypt } = await import('bcryptjs');
-      return bcrypt.compare(password, hash);
-    },
+    verify: inWorker,
   },
-  { hash: /^\$5\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{43}$/, verify: verifyShaCrypt },
-  { hash: /^\$6\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{86}$/, verify: verifyShaCrypt },
+  { hash: /^\$5\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{43}$/, verify: inWorker },
+  { hash: /^\$6\$(?:rounds=\d{1,10}\$)?[^$]{0,16}\$[./0-9A-Za-z]{86}$/, verify: inWorker },
 ];
 
 /** Check a password against one htpasswd hash (false for a hash of no supported scheme, or a malformed one). */

@@ -3,7 +3,7 @@
  * SHA-crypt): their round, and their base-64 (own alphabet, least significant six bits first, each scheme
  * feeding it the digest's bytes in its own shuffled order, 24 bits at a time).
  */
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -29,4 +29,11 @@ export function cryptRound(algorithm: string, i: number, digest: Buffer, passwor
   if (i % 7) h.update(password);
   h.update(i & 1 ? digest : password);
   return h.digest();
+}
+
+/** Whether two hash strings are equal, in time that does not depend on where they differ. */
+export function sameString(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

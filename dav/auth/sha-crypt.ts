@@ -1,7 +1,7 @@
 /**
  * SHA-crypt: Ulrich Drepper's SHA-256 (`$5$`) and SHA-512 (`$6$`) schemes of crypt(3), which glibc,
- * `openssl passwd -5/-6` and `htpasswd -2/-5` write. Pure: the caller decides how to run the rounds (see
- * shaCryptSteps), since a setting may ask for up to a billion of them.
+ * `openssl passwd -5/-6` and `htpasswd -2/-5` write. Pure, and as slow as its setting asks (up to a billion rounds):
+ * the server runs it in a worker thread (slow-hash.ts).
  *
  * Setting: `$5$` or `$6$`, an optional `rounds=N$` (default 5,000, clamped to 1,000..999,999,999, and written back
  * only when given), a salt of at most 16 characters up to the next `$`, then (in a stored hash) the digest.
@@ -24,9 +24,6 @@ const ROUNDS_DEFAULT = 5000;
 const ROUNDS_MIN = 1000;
 const ROUNDS_MAX = 999_999_999;
 const SALT_MAX = 16;
-
-/** Rounds between two yields of shaCryptSteps: a few milliseconds of work. */
-const ROUNDS_PER_STEP = 2000;
 
 /**
  * The order in which each scheme's digest bytes enter the base-64 text, three at a time (most significant first);
@@ -69,11 +66,8 @@ function stretch(source: Buffer, length: number): Buffer {
   return out;
 }
 
-/**
- * The hash of `password` under `setting`, computed in steps: it yields after each ROUNDS_PER_STEP rounds and
- * returns the full hash string (`$6$rounds=N$salt$digest`).
- */
-export function* shaCryptSteps(password: string, setting: ShaCryptSetting): Generator<void, string, void> {
+/** The hash of `password` under `setting`: the full hash string (`$6$rounds=N$salt$digest`). */
+export function shaCrypt(password: string, setting: ShaCryptSetting): string {
   const { prefix, rounds, salt } = setting;
   const algorithm = ALGORITHM[prefix];
   const hash = () => createHash(algorithm);
@@ -92,22 +86,10 @@ export function* shaCryptSteps(password: string, setting: ShaCryptSetting): Gene
   for (let i = 0; i < 16 + (c[0] as number); i++) ds.update(s);
   const sSeq = stretch(ds.digest(), s.length);
 
-  for (let i = 0; i < rounds; i++) {
-    c = cryptRound(algorithm, i, c, pSeq, sSeq);
-    if ((i + 1) % ROUNDS_PER_STEP === 0) yield;
-  }
+  for (let i = 0; i < rounds; i++) c = cryptRound(algorithm, i, c, pSeq, sSeq);
 
   let text = '';
   for (const [x, y, z] of ORDER[prefix]) text += to64(((c[x] as number) << 16) | ((c[y] as number) << 8) | (c[z] as number), 4);
   text += TAIL[prefix](c);
   return `${prefix}${setting.roundsGiven ? `rounds=${rounds}$` : ''}${salt}$${text}`;
-}
-
-/** The hash of `password` under `setting`, all at once. */
-export function shaCrypt(password: string, setting: ShaCryptSetting): string {
-  const steps = shaCryptSteps(password, setting);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
 }

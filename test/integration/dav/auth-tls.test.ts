@@ -9,7 +9,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BasicAuth, DigestAuth } from '../../../dav/index.js';
+import { BasicAuth, DavError, DigestAuth, type Authenticator } from '../../../dav/index.js';
 import { requireTool } from '../../helpers/tools.js';
 import { startServer, request } from './harness.js';
 
@@ -62,6 +62,21 @@ test('Digest auth from an htdigest file with curl --digest', async (t) => {
   assert.equal(list.code, 207);
   assert.match(list.body, /d\.txt/);
   await assert.rejects(DigestAuth.fromFile(file, 'other realm'), /no user in realm/);
+});
+
+test('an authenticator that cannot answer gives a 5xx (with Retry-After when it says when), never a pass', async (t) => {
+  const h = await startServer(t);
+  const failing = (err: Error): Authenticator => ({ check: () => Promise.reject(err), challenges: () => ['Basic realm="x"'] });
+  const busy = await h.server.listen({ port: 0, auth: failing(new DavError(503, 'DAV_ERR_AUTH_BUSY', 'too many checks', { retryAfter: 1 })) });
+  const r = await request(busy.port, 'PUT', '/x.txt', { body: 'no' });
+  assert.equal(r.status, 503);
+  assert.equal(r.headers['retry-after'], '1');
+  assert.equal(r.headers.connection, 'close', 'the unread body is not taken for a next request');
+  const broken = await h.server.listen({ port: 0, auth: failing(new Error('the checker thread ended')) });
+  const b = await request(broken.port, 'GET', '/');
+  assert.equal(b.status, 500);
+  assert.equal(b.headers['retry-after'], undefined);
+  assert.doesNotMatch(b.body, /checker/, 'an internal error stays in the log');
 });
 
 test('TLS: listen with a certificate serves HTTPS (and only HTTPS on that port)', async (t) => {
