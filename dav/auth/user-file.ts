@@ -25,9 +25,10 @@ export interface UserFileFollower {
 }
 
 /**
- * Reload `auth` whenever its file changes, from when the returned promise resolves. A file that cannot be used
- * (half written, malformed, a hash scheme the server cannot check) or that is removed leaves the users as they were,
- * and the log says why: the server never falls open, and a typo does not lock everyone out.
+ * Reload `auth` whenever its file changes; when the returned promise resolves, a change made since `auth` first read
+ * the file has been applied too. A file that cannot be used (half written, malformed, a hash scheme the server
+ * cannot check) or that is removed leaves the users as they were, and the log says why: the server never falls
+ * open, and a typo does not lock everyone out.
  */
 export async function followUserFile(auth: FileAuthenticator, log: Logger): Promise<UserFileFollower> {
   const { watch } = await import('chokidar');
@@ -39,21 +40,25 @@ export async function followUserFile(auth: FileAuthenticator, log: Logger): Prom
     awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 },
   });
   let queue = Promise.resolve();
-  const reload = () => {
+  const reload = (changed = true) => {
     queue = queue.then(async () => {
       try {
         const users = await auth.reload();
-        log.info({ file, users }, 'user file changed; its users apply from now on');
+        if (changed) log.info({ file, users }, 'user file changed; its users apply from now on');
       } catch (err) {
         log.warn({ file, err: (err as Error).message }, 'the changed user file cannot be used; the previous users stay');
       }
     });
   };
-  watcher.on('add', reload);
-  watcher.on('change', reload);
+  watcher.on('add', () => reload());
+  watcher.on('change', () => reload());
   watcher.on('unlink', () => log.warn({ file }, 'the user file was removed; the previous users stay until it is back'));
   watcher.on('error', (err) => log.warn({ file, err: (err as Error).message }, 'cannot watch the user file; changes to it need a restart'));
   await new Promise<void>((resolve) => watcher.once('ready', resolve));
+  // The watch reports changes from `ready` on; one made since the authenticator first read the file (a user added
+  // while the server started) would otherwise wait for the next change. Read once more, quietly.
+  reload(false);
+  await queue;
   return {
     async close() {
       await watcher.close();
