@@ -65,6 +65,13 @@ export function parseHtpasswd(text: string, source = 'htpasswd file'): Map<strin
   return users;
 }
 
+/** Adds `key` to a bounded memory of checked credentials (emptied when full: a client just pays a check again). */
+function remember(memory: Map<string, string> | Set<string>, key: string, user: string): void {
+  if (memory.size >= 1024) memory.clear();
+  if (memory instanceof Map) memory.set(key, user);
+  else memory.add(key);
+}
+
 /** Basic authentication from an htpasswd user table. */
 export class BasicAuth implements FileAuthenticator {
   readonly realm: string;
@@ -74,6 +81,9 @@ export class BasicAuth implements FileAuthenticator {
   // Verified credentials, keyed by a digest of the header: a hash check costs from 1,000 MD5 rounds to a bcrypt
   // cost's worth of Blowfish, and a WebDAV client sends its credentials with every request.
   readonly #verified = new Map<string, string>();
+  // Refused credentials, by the same key, until the file changes: a client with a saved wrong password (Explorer,
+  // davfs2) sends it again with every request, and each would cost a full check that other logins wait behind.
+  readonly #refused = new Set<string>();
   // Checks under way, by the same key: a client that opens several connections at once with the same new
   // credentials (davfs2, Explorer) pays for one check.
   readonly #checking = new Map<string, Promise<string | null>>();
@@ -95,6 +105,7 @@ export class BasicAuth implements FileAuthenticator {
     // What was verified against the old table (a password since changed) must be checked again.
     this.#users = users;
     this.#verified.clear();
+    this.#refused.clear();
     this.#checking.clear();
     return users.size;
   }
@@ -106,6 +117,7 @@ export class BasicAuth implements FileAuthenticator {
     const key = createHash('sha256').update(header as string).digest('base64');
     const known = this.#verified.get(key);
     if (known !== undefined && this.#users.has(known)) return known;
+    if (this.#refused.has(key)) return null;
     let checking = this.#checking.get(key);
     if (!checking) {
       checking = this.#verify(m[1] as string, key).finally(() => this.#checking.delete(key));
@@ -122,12 +134,10 @@ export class BasicAuth implements FileAuthenticator {
     const user = decoded.slice(0, i);
     const users = this.#users;
     const hash = users.get(user);
-    if (!hash || !(await verifyHtpasswd(decoded.slice(i + 1), hash))) return null;
+    const ok = hash !== undefined && (await verifyHtpasswd(decoded.slice(i + 1), hash));
     // Reloaded while the hash was checked: the answer holds for this request, but is not remembered.
-    if (users !== this.#users) return user;
-    if (this.#verified.size >= 1024) this.#verified.clear();
-    this.#verified.set(key, user);
-    return user;
+    if (users === this.#users) remember(ok ? this.#verified : this.#refused, key, user);
+    return ok ? user : null;
   }
 
   challenges(_req: IncomingMessage): string[] {

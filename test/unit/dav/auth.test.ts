@@ -12,7 +12,7 @@ import { md5crypt } from '../../../dav/auth/md5crypt.js';
 import { parseShaCryptSetting, shaCrypt, type ShaCryptSetting } from '../../../dav/auth/sha-crypt.js';
 import { BasicAuth, parseHtpasswd, verifyHtpasswd } from '../../../dav/auth/basic.js';
 import { DigestAuth, parseDigestParams, parseHtdigest } from '../../../dav/auth/digest.js';
-import { SlowHashChecker } from '../../../dav/auth/slow-hash.js';
+import { SlowHashChecker, slowHashes } from '../../../dav/auth/slow-hash.js';
 import { followUserFile } from '../../../dav/auth/user-file.js';
 import { DavError } from '../../../dav/errors.js';
 import { haveTool, requireTool } from '../../helpers/tools.js';
@@ -156,6 +156,26 @@ test('BasicAuth: concurrent first requests with the same bcrypt credentials all 
   const basic = (s: string) => fakeReq({ authorization: `Basic ${Buffer.from(s).toString('base64')}` });
   assert.deepEqual(await Promise.all(Array.from({ length: 6 }, (_, i) => auth.check(basic(i % 2 ? 'alice:pw' : 'alice:pw!')))), ['', 'alice', '', 'alice', '', 'alice'].map((u) => u || null));
   assert.equal(await auth.check(basic('alice:pw')), 'alice');
+});
+
+test('BasicAuth: a refused password is not checked again until the file changes; a right one still passes', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'users.htpasswd');
+  writeFileSync(file, `alice:${bcrypt.hashSync('pw', 6)}\n`);
+  const auth = await BasicAuth.fromFile(file);
+  const checks = t.mock.method(slowHashes, 'verify');
+  const basic = (s: string) => auth.check(fakeReq({ authorization: `Basic ${Buffer.from(s).toString('base64')}` }));
+  assert.equal(await basic('alice:old'), null);
+  assert.equal(await basic('alice:old'), null);
+  assert.equal(checks.mock.callCount(), 1, 'the second refusal came from memory');
+  assert.equal(await basic('alice:pw'), 'alice');
+  assert.equal(checks.mock.callCount(), 2);
+  // The file changes: what was refused may be right now.
+  writeFileSync(file, `alice:${bcrypt.hashSync('old', 6)}\n`);
+  await auth.reload();
+  assert.equal(await basic('alice:old'), 'alice');
+  assert.equal(await basic('alice:pw'), null);
+  assert.equal(checks.mock.callCount(), 4);
 });
 
 test('DigestAuth: a correct answer passes once per nonce count; wrong password, uri or replay fail; old nonces are stale', async () => {
