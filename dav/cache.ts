@@ -188,7 +188,7 @@ export class MetaCache {
       if (this.#sentinel !== sentinel) return;
       this.#opts.log.warn({ dir, err: err.message }, 'the metadata cache sentinel watch failed; the next barrier makes a new one');
       this.#sentinelFailed = true;
-      for (const w of this.#waiters.splice(0)) w.settle(false);
+      this.#abandonWaiters();
     });
     this.#sentinelFailed = false;
   }
@@ -372,9 +372,14 @@ export class MetaCache {
     this.#closeSentinel();
     // The sentinel's events stop with its watcher: waiting barriers answer now, not at their timeout, so a
     // closed cache neither delays its requests nor holds the process open.
-    for (const w of this.#waiters.splice(0)) w.settle(false);
+    this.#abandonWaiters();
     for (const st of this.#dirs.values()) st.watcher.close();
     this.#dirs.clear();
+  }
+
+  /** Answer every waiting barrier false: no event will come for it (the cache is bypassed for its request). */
+  #abandonWaiters(): void {
+    for (const w of this.#waiters.splice(0)) w.settle(false);
   }
 
   /** Resolve the barriers whose sentinel event (or a later round's) has been read. */

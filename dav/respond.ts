@@ -30,6 +30,11 @@ export function sendXml(res: ServerResponse, status: number, xml: string, header
   send(res, status, { 'Content-Type': 'application/xml; charset=utf-8', ...headers }, XML_HEAD + xml);
 }
 
+/** The headers an error asks for itself: `Retry-After` when it passes by itself. */
+export function errorHeaders(err: unknown): Record<string, string | number> {
+  return err instanceof DavError && err.retryAfter !== undefined ? { 'Retry-After': err.retryAfter } : {};
+}
+
 /** The single mapping of errors to HTTP responses. */
 export function sendError(ctx: RequestContext, err: unknown): void {
   const { res } = ctx;
@@ -43,11 +48,10 @@ export function sendError(ctx: RequestContext, err: unknown): void {
     return;
   }
   const status = dav?.status ?? 500;
-  const headers: Record<string, string | number> = {};
+  const headers = errorHeaders(dav);
   // A body we did not read would be taken for the next request; and a client waiting on 100-continue may
   // never send it. Closing the connection is the safe answer to both.
   if (!ctx.bodyRead && ctx.hasBody()) headers.Connection = 'close';
-  if (dav?.retryAfter !== undefined) headers['Retry-After'] = dav.retryAfter;
   if (status === 405) headers.Allow = ctx.dav.readOnly ? READ_METHODS : ALL_METHODS;
   if (dav?.condition) {
     const hrefs = (dav.condition.hrefs ?? []).map((h) => `<D:href>${escapeText(h)}</D:href>`).join('');

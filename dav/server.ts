@@ -24,7 +24,7 @@ import { BufferPool } from './buffer-pool.js';
 import { LockManager } from './locks.js';
 import { DeadPropStore } from './props/dead-store.js';
 import { RequestContext, type DavShared } from './context.js';
-import { send, sendError } from './respond.js';
+import { errorHeaders, send, sendError } from './respond.js';
 import { checkWritable } from './preconditions.js';
 import type { Transfer } from './transfer.js';
 import { ClientHints } from './client-hints.js';
@@ -315,8 +315,6 @@ export class DavServer extends EventEmitter {
       res.destroy();
       return;
     }
-    const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' };
-    if (err instanceof DavError && err.retryAfter !== undefined) headers['Retry-After'] = err.retryAfter;
-    send(res, status, headers, err instanceof DavError ? err.message + '\n' : 'internal error; see the server log\n');
+    send(res, status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...errorHeaders(err) }, err instanceof DavError ? err.message + '\n' : 'internal error; see the server log\n');
   }
 }
