@@ -1,8 +1,8 @@
 /**
  * PROPPATCH (RFC 4918 §9.2): sets and removes applied in document order, all or nothing. Every instruction
  * is validated first; if one fails, nothing is changed and the others are reported 424 Failed Dependency.
- * Otherwise the real file's times (Win32 properties) are set, then the dead properties are written in one
- * journal line.
+ * Otherwise the real file's times (Win32 properties, ownCloud's DAV:lastmodified) are set, then the dead
+ * properties are written in one journal line.
  */
 import { DavError, badRequest, notFound } from '../errors.js';
 import { DAV_NS, childElements, isElement, serializeElement, type XmlElement } from '../xml.js';
@@ -12,6 +12,7 @@ import { checkIfHeader, checkLocks } from '../preconditions.js';
 import { LIVE, emptyProp } from '../props/live.js';
 import { propKey, type DeadProp } from '../props/dead-store.js';
 import { win32Effect } from '../props/win32.js';
+import { lastModifiedEffect } from '../props/oc-lastmodified.js';
 import type { MethodHandler } from './types.js';
 
 interface Instruction {
@@ -49,7 +50,7 @@ export const proppatch: MethodHandler = {
     const final = new Map<string, DeadProp | null>(); // key → value to set, or null to remove
     for (const ins of instructions) {
       try {
-        const effect = ins.set ? win32Effect(ins.el) : null;
+        const effect = ins.set ? (win32Effect(ins.el) ?? lastModifiedEffect(ins.el)) : null;
         if (effect?.kind === 'times') {
           if (effect.atimeMs !== undefined) times.atimeMs = effect.atimeMs;
           if (effect.mtimeMs !== undefined) times.mtimeMs = effect.mtimeMs;

@@ -7,6 +7,8 @@ import { DavError, preconditionFailed } from '../errors.js';
 import { hrefOf, parentOf } from '../paths.js';
 import { send } from '../respond.js';
 import { evaluateConditionals } from '../headers/conditional.js';
+import { parseOcChecksum } from '../headers/oc-checksum.js';
+import { parseUnixTime } from '../headers/unix-time.js';
 import { checkIfHeader, checkLocks } from '../preconditions.js';
 import { Transfer } from '../transfer.js';
 import type { RequestContext } from '../context.js';
@@ -20,20 +22,16 @@ function conditional(ctx: RequestContext): boolean {
   return CONDITIONS.some((h) => ctx.header(h) !== undefined);
 }
 
-/** The latest modification time X-OC-Mtime may set: the end of year 9999, as far as HTTP-dates go. */
-const LAST_MTIME = 253_402_300_799;
-
 /**
  * `X-OC-Mtime` (ownCloud's and Nextcloud's PUT header, sent by rclone with vendor=nextcloud or owncloud and by sync
  * clients): the upload's modification time in Unix seconds, so that a copy keeps its date. Refused like Nextcloud
- * does, before the body: anything but a decimal number, and times in the epoch's first day (clients that send 0 or
- * -1 for "unknown").
+ * does, before the body, when it is not a usable time.
  */
 function requestedMtime(ctx: RequestContext): number | undefined {
   const raw = ctx.header('x-oc-mtime');
   if (raw === undefined) return undefined;
-  const seconds = Number(/^\s*(\d{1,12}(?:\.\d{1,9})?)\s*$/.exec(raw)?.[1]);
-  if (!(seconds > 86_400 && seconds <= LAST_MTIME)) {
+  const seconds = parseUnixTime(raw);
+  if (seconds === null) {
     throw new DavError(400, 'DAV_ERR_BAD_MTIME', `X-OC-Mtime must be a Unix time in seconds after 1970-01-02, not "${raw.slice(0, 40)}"`);
   }
   return seconds;
@@ -63,6 +61,7 @@ export const put: MethodHandler = {
     // RFC 9110 §14.4: a partial PUT must be refused rather than applied as a whole-file write.
     if (ctx.header('content-range') !== undefined) throw new DavError(400, 'DAV_ERR_PARTIAL_PUT', 'PUT with Content-Range is not supported; send the whole file');
     const mtime = requestedMtime(ctx);
+    const checksums = parseOcChecksum(ctx.header('oc-checksum'));
     const target = await ctx.dav.storage.prepareWrite(ctx.path);
     const existing = target.existing;
     await checkIfHeader(ctx);
@@ -98,6 +97,7 @@ export const put: MethodHandler = {
         // the body is in: otherwise a host edit made during a long upload would be overwritten unseen.
         expect: conditional(ctx) ? { etag: existing?.etag ?? null } : undefined,
         mtime,
+        checksums,
       });
       transfer.finish();
       ctx.invalidateEntry();

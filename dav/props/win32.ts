@@ -9,8 +9,11 @@ import { parseHttpDate } from '../headers/http-date.js';
 import { textOf, type XmlElement } from '../xml.js';
 import { MS_NS } from './live.js';
 
+/** Times a property sets on the real file. */
+export type TimesEffect = { kind: 'times'; atimeMs?: number; mtimeMs?: number };
+
 /** What a Win32 property in a `<D:set>` turns into. */
-export type Win32Effect = { kind: 'times'; atimeMs?: number; mtimeMs?: number } | { kind: 'dead' } | null;
+export type Win32Effect = TimesEffect | { kind: 'dead' } | null;
 
 /** The effect of setting `el`, or null when it is not a Win32 time or attribute property. 409 on a bad value. */
 export function win32Effect(el: XmlElement): Win32Effect {

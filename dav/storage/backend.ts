@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { DavPath } from '../paths.js';
 import type { DavError } from '../errors.js';
+import type { Checksum } from '../headers/oc-checksum.js';
 
 /** What the server knows about one resource. */
 export interface Entry {
@@ -54,6 +55,8 @@ export interface CommitOptions {
   expect?: { etag: string | null };
   /** The stored file's modification time, in seconds since the epoch, set before it takes the target's name. */
   mtime?: number;
+  /** Digests the body must have (`OC-Checksum`), checked before the file takes the target's name: else 400. */
+  checksums?: readonly Checksum[];
 }
 
 /** A failure on one member of a collection during DELETE/COPY/MOVE, reported in a 207. */

@@ -17,6 +17,7 @@ import { dirIdentity, type MetaCache } from '../cache.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { bulkRead, type Io } from './io.js';
 import { UploadMemory } from './upload-memory.js';
+import { BodyDigests } from './body-digests.js';
 import { requireCjs } from '../../src/require-cjs.js';
 import type { CommitOptions, Entry, MemberFailure, PendingWrite, ReadHandle, Space, Storage } from './backend.js';
 
@@ -271,6 +272,7 @@ export class FsStorage implements Storage {
     let fd: number | null = null;
     try {
       fd = await io.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, old?.mode ?? 0o666);
+      const digests = BodyDigests.of(options.checksums);
       let total = 0;
       const count = (n: number) => {
         total += n;
@@ -279,6 +281,7 @@ export class FsStorage implements Storage {
       };
       if (options.declaredLength !== undefined && options.declaredLength <= SMALL_BODY) {
         const buf = await readSmall(body, count);
+        digests?.update(buf);
         for (let off = 0; off < buf.length; ) off += await io.write(fd, buf, off, buf.length - off, off);
       } else {
         const memory = new UploadMemory();
@@ -287,6 +290,7 @@ export class FsStorage implements Storage {
             try {
               count(chunk.length);
               memory.add(chunk.length);
+              digests?.update(chunk);
               cb(null, chunk);
             } catch (err) {
               cb(err as Error);
@@ -297,6 +301,7 @@ export class FsStorage implements Storage {
         // "closes" with FD_STAYS_OPEN once its last write is done, and pipeline() settles only then.
         await pipeline(body, counter, createWriteStream('', { fd, fs: FD_STAYS_OPEN, highWaterMark: 1024 * 1024 }));
       }
+      digests?.verify(path);
       // The new file keeps the old one's permissions exactly (open's mode is filtered by the umask).
       if (old !== null) await io.fchmod(fd, old.mode);
       if (options.mtime !== undefined) await io.futimes(fd, Date.now() / 1000, options.mtime);

@@ -233,8 +233,9 @@ test('rclone: copy a tree to the server and check it with downloaded content', {
   assert.equal(list.code, 0, list.out);
   for (const f of files) assert.ok(list.out.split('\n').includes(f), `${f} listed by rclone`);
 
-  // As an ownCloud remote, rclone sends each file's date in X-OC-Mtime: the copies keep it. (vendor=nextcloud does
-  // too, but newer rclone then uploads files over 10 MiB in Nextcloud's own chunking protocol, which is not WebDAV.)
+  // As an ownCloud remote, rclone sends each file's date in X-OC-Mtime, and its SHA1 in OC-Checksum, which the server
+  // checks before each rename: the copies keep their dates. (vendor=nextcloud does too, but newer rclone then
+  // uploads files over 10 MiB in Nextcloud's own chunking protocol, which is not WebDAV.)
   const old = new Date('2020-02-03T04:05:06Z');
   for (const f of files) await utimes(join(src, f), old, old);
   const dated = await run('rclone', ['copy', src, `:webdav,url='${url}',vendor=owncloud:dated`, ...env], { timeoutMs: 120_000 });

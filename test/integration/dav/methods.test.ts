@@ -5,6 +5,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startServer, propfindBody, texts } from './harness.js';
 import { warningLog } from '../../helpers/log.js';
@@ -67,6 +68,39 @@ test('PUT with X-OC-Mtime (rclone, Nextcloud clients) keeps the date: set before
     assert.match(b.body, /X-OC-Mtime/);
   }
   assert.equal(await readFile(join(h.root, 'dated.txt'), 'utf8'), 'y', 'a refused PUT wrote nothing');
+});
+
+test('PUT with OC-Checksum (rclone, ownCloud clients): a body that does not match never replaces the file', async (t) => {
+  const h = await startServer(t);
+  const digest = (algorithm: string, data: Buffer | string) => createHash(algorithm).update(data).digest('hex');
+  // Both ways a body is stored: read whole (small) and streamed (over 64 KiB).
+  for (const data of [Buffer.from('first'), randomBytes(300_000)]) {
+    const r = await h.req('PUT', '/sum.bin', { body: data, headers: { 'oc-checksum': `SHA1:${digest('sha1', data).toUpperCase()}` } });
+    assert.ok(r.status === 201 || r.status === 204, String(r.status));
+    assert.ok((await readFile(join(h.root, 'sum.bin'))).equals(data));
+  }
+  const kept = await readFile(join(h.root, 'sum.bin'));
+  for (const data of [Buffer.from('second'), randomBytes(300_000)]) {
+    for (const [algorithm, type] of [['md5', 'MD5'], ['sha1', 'SHA1'], ['sha256', 'SHA256']] as const) {
+      const wrong = digest(algorithm, Buffer.concat([data, Buffer.from('!')]));
+      const r = await h.req('PUT', '/sum.bin', { body: data, headers: { 'oc-checksum': `${type}:${wrong}` } });
+      assert.equal(r.status, 400, type);
+      assert.match(r.body, /DAV_ERR_CHECKSUM_MISMATCH|does not match its OC-Checksum/, type);
+    }
+    // Every known digest named is checked: one right and one wrong is still a mismatch.
+    const both = `MD5:${digest('md5', data)} SHA1:${'0'.repeat(40)}`;
+    assert.equal((await h.req('PUT', '/sum.bin', { body: data, headers: { 'oc-checksum': both } })).status, 400);
+    assert.equal((await h.req('PUT', '/new.bin', { body: data, headers: { 'oc-checksum': `MD5:${'0'.repeat(32)}` } })).status, 400);
+  }
+  assert.ok((await readFile(join(h.root, 'sum.bin'))).equals(kept), 'the file is the last one that matched');
+  await assert.rejects(stat(join(h.root, 'new.bin')), 'a new file that did not match was not created');
+  assert.deepEqual((await readdir(h.root)).sort(), ['sum.bin'], 'no temporary file is left behind');
+  // A malformed digest is refused before the body; types this server does not compute are not checked.
+  const bad = await h.req('PUT', '/sum.bin', { body: 'x', headers: { 'oc-checksum': 'SHA1:xyz' } });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body, /OC-Checksum: SHA1 must be 40 hex digits/);
+  assert.equal((await h.req('PUT', '/sum.bin', { body: 'third', headers: { 'oc-checksum': 'ADLER32:00000000' } })).status, 204);
+  assert.equal(await readFile(join(h.root, 'sum.bin'), 'utf8'), 'third');
 });
 
 test('PUT keeps the permissions of the file it replaces', async (t) => {
@@ -355,6 +389,29 @@ test('Win32 properties: times land on the real file, attributes and creation tim
     const bad = await h.req('PROPPATCH', '/w.doc', { body: `<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32LastModifiedTime>${value}</Z:Win32LastModifiedTime></D:prop></D:set></D:propertyupdate>` });
     assert.match(bad.body, /HTTP\/1.1 409/, value);
     assert.equal((await stat(join(h.root, 'w.doc'))).mtime.toUTCString(), mtime, value);
+  }
+});
+
+test('PROPPATCH DAV:lastmodified (ownCloud, rclone) sets the real file\'s date instead of storing a property', async (t) => {
+  const h = await startServer(t);
+  await writeFile(join(h.root, 'o.txt'), 'x');
+  await mkdir(join(h.root, 'dir'));
+  const update = (value: string) => `<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:lastmodified>${value}</d:lastmodified></d:prop></d:set></d:propertyupdate>`;
+  for (const path of ['/o.txt', '/dir']) {
+    const p = await h.req('PROPPATCH', path, { body: update('1580702706') });
+    assert.equal(p.status, 207);
+    assert.match(p.body, /HTTP\/1.1 200/);
+    assert.equal((await stat(join(h.root, path))).mtimeMs, 1580702706_000, path);
+    const r = await h.req('PROPFIND', path, { headers: { depth: '0' }, body: propfindBody('getlastmodified') });
+    assert.deepEqual(texts(r.body, 'getlastmodified'), ['Mon, 03 Feb 2020 04:05:06 GMT'], path);
+  }
+  // It is not kept as a dead property, which would claim a date the file no longer has once it changes.
+  const all = await h.req('PROPFIND', '/o.txt', { headers: { depth: '0' } });
+  assert.doesNotMatch(all.body, /:lastmodified>/);
+  for (const value of ['yesterday', '0', '-5', '2020-02-03']) {
+    const bad = await h.req('PROPPATCH', '/o.txt', { body: update(value) });
+    assert.match(bad.body, /HTTP\/1.1 409/, value);
+    assert.equal((await stat(join(h.root, 'o.txt'))).mtimeMs, 1580702706_000, value);
   }
 });
 
