@@ -58,6 +58,15 @@ test('pretty format: time, level, component, message, then the fields', () => {
   assert.match(lines[0] as string, /^\d\d:\d\d:\d\d WARN dav: slow path=\/a b n=3 err=boom o=\{"x":1\}\n$/);
 });
 
+test('pretty format: a field with control characters is quoted, so it cannot forge a line or drive the terminal', () => {
+  const { stream, lines } = recorder();
+  const log = createLogger({ level: 'warn', format: 'pretty', destination: stream });
+  log.warn({ user: 'eve\n12:00:00 INFO fake\u001b[2J', path: '/a b' }, 'login failed');
+  assert.equal(lines.length, 1);
+  assert.equal((lines[0] as string).split('\n').length, 2, 'one line and its end');
+  assert.match(lines[0] as string, / login failed user="eve\\n12:00:00 INFO fake\\u001b\[2J" path=\/a b\n$/);
+});
+
 test("level 'silent' writes nothing", () => {
   const log = createLogger({ level: 'silent' });
   assert.equal(log, silentLogger);
