@@ -10,7 +10,7 @@ export { DavError } from './errors.js';
 export type { DavCondition } from './errors.js';
 export { Transfer } from './transfer.js';
 export type { SymlinkPolicy } from './paths.js';
-export type { Authenticator, FileAuthenticator } from './auth/authenticator.js';
+export type { Authenticator, FileAuthenticator, Refusal } from './auth/authenticator.js';
 export { BasicAuth } from './auth/basic.js';
 export { DigestAuth } from './auth/digest.js';
 export type { DigestAuthOptions } from './auth/digest.js';

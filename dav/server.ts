@@ -29,6 +29,7 @@ import { checkWritable } from './preconditions.js';
 import type { Transfer } from './transfer.js';
 import { ClientHints } from './client-hints.js';
 import type { Authenticator } from './auth/authenticator.js';
+import { LoginFailures } from './auth/login-failures.js';
 import { options } from './methods/options.js';
 import { get, headMethod } from './methods/get.js';
 import { put } from './methods/put.js';
@@ -115,6 +116,7 @@ export class DavServer extends EventEmitter {
   readonly #http: http.Server;
   readonly #listeners = new Set<net.Server>();
   readonly #auth = new WeakMap<Duplex, Authenticator>();
+  readonly #loginFailures = new LoginFailures();
   readonly #shared: Promise<DavShared>;
   /** What requests await: #shared, or a 503 that names no host path when the store cannot be opened. */
   readonly #forRequests: Promise<DavShared>;
@@ -277,6 +279,9 @@ export class DavServer extends EventEmitter {
       if (this.#closing) res.setHeader('Connection', 'close');
       const auth = req.socket && this.#auth.get(req.socket);
       if (auth && !(await auth.check(req))) {
+        // No Authorization is the usual first request, answered with a challenge: only refused credentials count.
+        const refusal = req.headers.authorization === undefined ? null : auth.refusal ? auth.refusal(req) : { reason: 'refused' };
+        if (refusal) this.#loginFailures.note(log, req.socket.remoteAddress ?? 'unknown', refusal);
         res.setHeader('WWW-Authenticate', auth.challenges(req));
         // An unread body must not be taken for the next request (and a client waiting on 100-continue will
         // not send it): close after answering, as respond.ts does for errors.

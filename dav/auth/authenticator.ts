@@ -9,6 +9,18 @@ export interface Authenticator {
   check(req: IncomingMessage): Promise<string | null>;
   /** WWW-Authenticate header values for a 401 answer to `req` (after `check` refused it). */
   challenges(req: IncomingMessage): string[];
+  /**
+   * Why `check` refused the credentials that `req` carried, for the server's log (never sent to the client); null
+   * when the refusal is part of the protocol rather than a failed login (an expired Digest nonce, which clients
+   * renew without asking the user). Optional: without it, every refused Authorization header is logged as such.
+   */
+  refusal?(req: IncomingMessage): Refusal | null;
+}
+
+/** A failed login as the log shows it: what was wrong, and the user name the client gave when it gave one. */
+export interface Refusal {
+  reason: string;
+  user?: string;
 }
 
 /** An authenticator whose user table comes from a file (htpasswd, htdigest) and can be read again. */

@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { DavError } from '../errors.js';
 import { sameString } from './crypt-common.js';
 import { md5crypt } from './md5crypt.js';
-import type { FileAuthenticator } from './authenticator.js';
+import type { FileAuthenticator, Refusal } from './authenticator.js';
 import { slowHashes } from './slow-hash.js';
 import { readUserFile } from './user-file.js';
 
@@ -66,10 +66,9 @@ export function parseHtpasswd(text: string, source = 'htpasswd file'): Map<strin
 }
 
 /** Adds `key` to a bounded memory of checked credentials (emptied when full: a client just pays a check again). */
-function remember(memory: Map<string, string> | Set<string>, key: string, user: string): void {
+function remember<T>(memory: Map<string, T>, key: string, value: T): void {
   if (memory.size >= 1024) memory.clear();
-  if (memory instanceof Map) memory.set(key, user);
-  else memory.add(key);
+  memory.set(key, value);
 }
 
 /** Basic authentication from an htpasswd user table. */
@@ -83,10 +82,12 @@ export class BasicAuth implements FileAuthenticator {
   readonly #verified = new Map<string, string>();
   // Refused credentials, by the same key, until the file changes: a client with a saved wrong password (Explorer,
   // davfs2) sends it again with every request, and each would cost a full check that other logins wait behind.
-  readonly #refused = new Set<string>();
+  readonly #refused = new Map<string, Refusal>();
   // Checks under way, by the same key: a client that opens several connections at once with the same new
   // credentials (davfs2, Explorer) pays for one check.
-  readonly #checking = new Map<string, Promise<string | null>>();
+  readonly #checking = new Map<string, Promise<string | Refusal>>();
+  // Why each refused request was refused, for the log.
+  readonly #refusals = new WeakMap<IncomingMessage, Refusal>();
 
   constructor(users: Map<string, string>, realm = 'spicedav', file = '') {
     this.#users = users;
@@ -111,13 +112,22 @@ export class BasicAuth implements FileAuthenticator {
   }
 
   async check(req: IncomingMessage): Promise<string | null> {
-    const header = req.headers.authorization;
-    const m = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
-    if (!m) return null;
-    const key = createHash('sha256').update(header as string).digest('base64');
+    const outcome = await this.#outcome(req.headers.authorization);
+    if (outcome === null || typeof outcome === 'string') return outcome;
+    this.#refusals.set(req, outcome);
+    return null;
+  }
+
+  /** The user that an Authorization header proves, why it does not, or null when there is none. */
+  async #outcome(header: string | undefined): Promise<string | Refusal | null> {
+    if (header === undefined) return null;
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+    if (!m) return { reason: 'not Basic credentials' };
+    const key = createHash('sha256').update(header).digest('base64');
     const known = this.#verified.get(key);
     if (known !== undefined && this.#users.has(known)) return known;
-    if (this.#refused.has(key)) return null;
+    const refused = this.#refused.get(key);
+    if (refused) return refused;
     let checking = this.#checking.get(key);
     if (!checking) {
       checking = this.#verify(m[1] as string, key).finally(() => this.#checking.delete(key));
@@ -126,21 +136,29 @@ export class BasicAuth implements FileAuthenticator {
     return checking;
   }
 
-  /** The user that the base-64 `user:password` names, if the password is right; remembered under `key`. */
-  async #verify(credentials: string, key: string): Promise<string | null> {
+  /** The user that the base-64 `user:password` names if the password is right, else why not; remembered under `key`. */
+  async #verify(credentials: string, key: string): Promise<string | Refusal> {
     const decoded = Buffer.from(credentials, 'base64').toString('utf8');
     const i = decoded.indexOf(':');
-    if (i < 0) return null;
+    if (i < 0) return { reason: 'malformed Basic credentials (no colon)' };
     const user = decoded.slice(0, i);
     const users = this.#users;
     const hash = users.get(user);
     const ok = hash !== undefined && (await verifyHtpasswd(decoded.slice(i + 1), hash));
+    const outcome = ok ? user : { reason: hash === undefined ? 'unknown user' : 'wrong password', user };
     // Reloaded while the hash was checked: the answer holds for this request, but is not remembered.
-    if (users === this.#users) remember(ok ? this.#verified : this.#refused, key, user);
-    return ok ? user : null;
+    if (users === this.#users) {
+      if (typeof outcome === 'string') remember(this.#verified, key, outcome);
+      else remember(this.#refused, key, outcome);
+    }
+    return outcome;
   }
 
   challenges(_req: IncomingMessage): string[] {
     return [`Basic realm="${this.realm.replace(/"/g, "'")}", charset="UTF-8"`];
+  }
+
+  refusal(req: IncomingMessage): Refusal | null {
+    return this.#refusals.get(req) ?? null;
   }
 }

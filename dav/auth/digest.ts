@@ -7,8 +7,11 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { DavError } from '../errors.js';
-import type { FileAuthenticator } from './authenticator.js';
+import type { FileAuthenticator, Refusal } from './authenticator.js';
 import { readUserFile } from './user-file.js';
+
+/** The outcome of right credentials for an expired nonce: refused, with `stale=true` in the new challenge. */
+const STALE = Symbol('stale');
 
 const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex');
 
@@ -65,6 +68,8 @@ export class DigestAuth implements FileAuthenticator {
   readonly #counts = new Map<string, number>();
   /** Requests refused only because their nonce expired: their challenge says stale=true. */
   readonly #stale = new WeakSet<IncomingMessage>();
+  /** Why each other refused request was refused, for the log. */
+  readonly #refusals = new WeakMap<IncomingMessage, Refusal>();
 
   constructor(users: Map<string, string>, options: DigestAuthOptions) {
     this.#users = users;
@@ -100,33 +105,46 @@ export class DigestAuth implements FileAuthenticator {
   }
 
   async check(req: IncomingMessage): Promise<string | null> {
-    const p = req.headers.authorization ? parseDigestParams(req.headers.authorization) : null;
-    if (!p) return null;
+    const outcome = this.#outcome(req);
+    if (outcome === STALE) this.#stale.add(req);
+    else if (outcome === null || typeof outcome === 'string') return outcome;
+    else this.#refusals.set(req, outcome);
+    return null;
+  }
+
+  /**
+   * The user that the request's Digest credentials prove; STALE for a right answer to an expired nonce; why
+   * they prove nothing; null without credentials, or with a nonce this server never signed (a client still using
+   * one from before a restart: the new challenge mends it, so it is no failed login).
+   */
+  #outcome(req: IncomingMessage): string | typeof STALE | Refusal | null {
+    if (req.headers.authorization === undefined) return null;
+    const p = parseDigestParams(req.headers.authorization);
+    if (!p) return { reason: 'not Digest credentials' };
     const user = p.get('username') ?? '';
     const ha1 = this.#users.get(user);
     const nonce = p.get('nonce') ?? '';
     const uri = p.get('uri') ?? '';
-    if (!ha1 || p.get('realm') !== this.realm || uri !== req.url) return null;
+    if (!ha1) return { reason: 'unknown user', user };
+    if (p.get('realm') !== this.realm) return { reason: `another realm ("${p.get('realm') ?? ''}")`, user };
+    if (uri !== req.url) return { reason: 'the uri parameter is not the request URI', user };
     const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase();
-    if (algorithm !== 'MD5') return null;
+    if (algorithm !== 'MD5') return { reason: `algorithm ${algorithm} (only MD5 is offered)`, user };
     const state = this.#nonceState(nonce);
     if (state === 'bad') return null;
     const qop = p.get('qop');
     const nc = p.get('nc') ?? '';
     const cnonce = p.get('cnonce') ?? '';
-    if (qop !== undefined && (qop !== 'auth' || !/^[0-9a-f]{8}$/i.test(nc) || !cnonce)) return null;
+    if (qop !== undefined && (qop !== 'auth' || !/^[0-9a-f]{8}$/i.test(nc) || !cnonce)) return { reason: 'malformed qop, nc or cnonce', user };
     const ha2 = md5(`${req.method}:${uri}`);
     const expected = qop ? md5(`${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : md5(`${ha1}:${nonce}:${ha2}`);
     const got = (p.get('response') ?? '').toLowerCase();
-    if (got.length !== expected.length || !timingSafeEqual(Buffer.from(got), Buffer.from(expected))) return null;
-    if (state === 'stale') {
-      this.#stale.add(req);
-      return null;
-    }
+    if (got.length !== expected.length || !timingSafeEqual(Buffer.from(got), Buffer.from(expected))) return { reason: 'wrong password', user };
+    if (state === 'stale') return STALE;
     if (qop) {
       // A nonce count must grow: the same (nonce, nc) twice is a replay.
       const count = parseInt(nc, 16);
-      if (count <= (this.#counts.get(nonce) ?? 0)) return null;
+      if (count <= (this.#counts.get(nonce) ?? 0)) return { reason: 'a nonce count used before (a replay)', user };
       if (this.#counts.size > 10_000) this.#counts.clear();
       this.#counts.set(nonce, count);
     }
@@ -135,5 +153,9 @@ export class DigestAuth implements FileAuthenticator {
 
   challenges(req: IncomingMessage): string[] {
     return [`Digest realm="${this.realm}", qop="auth", algorithm=MD5, nonce="${this.#nonce()}", opaque="${this.#opaque}"${this.#stale.has(req) ? ', stale=true' : ''}`];
+  }
+
+  refusal(req: IncomingMessage): Refusal | null {
+    return this.#refusals.get(req) ?? null;
   }
 }

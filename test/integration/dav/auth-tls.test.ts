@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { BasicAuth, DavError, DigestAuth, type Authenticator } from '../../../dav/index.js';
 import { requireTool } from '../../helpers/tools.js';
 import { startServer, request } from './harness.js';
+import { warningLog } from '../../helpers/log.js';
 
 function curl(args: string[]): Promise<{ code: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -62,6 +63,49 @@ test('Digest auth from an htdigest file with curl --digest', async (t) => {
   assert.equal(list.code, 207);
   assert.match(list.body, /d\.txt/);
   await assert.rejects(DigestAuth.fromFile(file, 'other realm'), /no user in realm/);
+});
+
+test('failed logins are logged with address, user and reason, once a minute each; challenges and stale nonces are not', async (t) => {
+  const { log, warnings } = warningLog();
+  const h = await startServer(t, { log });
+  const sha = (password: string) => `{SHA}${createHash('sha1').update(password).digest('base64')}`;
+  const basic = await h.server.listen({ port: 0, auth: new BasicAuth(new Map([['alice', sha('s3cret')]])) });
+  const as = (credentials: string) => ({ headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } });
+  assert.equal((await request(basic.port, 'GET', '/')).status, 401);
+  assert.equal(warnings.length, 0, 'a request without credentials is the usual first step, not a failure');
+  assert.equal((await request(basic.port, 'GET', '/', as('alice:wrong'))).status, 401);
+  assert.equal((await request(basic.port, 'GET', '/', as('alice:wrong'))).status, 401);
+  assert.equal(warnings.length, 1, 'the same failure again within a minute adds no line');
+  assert.match(warnings[0] as string, /^login failed \{"address":"127\.0\.0\.1","user":"alice","reason":"wrong password"\}$/);
+  assert.equal((await request(basic.port, 'GET', '/', as('mallory:x'))).status, 401);
+  assert.equal((await request(basic.port, 'GET', '/', { headers: { authorization: 'Bearer abc' } })).status, 401);
+  assert.equal((await request(basic.port, 'GET', '/', as('alice:s3cret'))).status, 200);
+  assert.deepEqual(warnings.slice(1).map((w) => JSON.parse(w.slice(w.indexOf('{'))).reason), ['unknown user', 'not Basic credentials']);
+
+  let now = 1_000_000;
+  const users = new Map([['bob', createHash('md5').update('bob:spicedav:pa55').digest('hex')]]);
+  const digest = await h.server.listen({ port: 0, auth: new DigestAuth(users, { realm: 'spicedav', nonceLifetimeMs: 60_000, now: () => now }) });
+  const challenge = String((await request(digest.port, 'GET', '/')).headers['www-authenticate']);
+  const nonce = /nonce="([^"]+)"/.exec(challenge)?.[1] ?? '';
+  let nc = 0;
+  const answer = (password: string, n = nonce) => {
+    const count = (++nc).toString(16).padStart(8, '0');
+    const md5 = (x: string) => createHash('md5').update(x).digest('hex');
+    const response = md5(`${md5(`bob:spicedav:${password}`)}:${n}:${count}:c0ffee:auth:${md5('GET:/')}`);
+    return { headers: { authorization: `Digest username="bob", realm="spicedav", nonce="${n}", uri="/", qop=auth, nc=${count}, cnonce="c0ffee", response="${response}"` } };
+  };
+  const before = warnings.length;
+  assert.equal((await request(digest.port, 'GET', '/', answer('pa55'))).status, 200);
+  assert.equal((await request(digest.port, 'GET', '/', answer('guess'))).status, 401);
+  assert.equal(warnings.length, before + 1);
+  assert.match(warnings.at(-1) as string, /"user":"bob","reason":"wrong password"/);
+  // A nonce from before a restart, and the right password for an expired nonce, are renewed by the client.
+  assert.equal((await request(digest.port, 'GET', '/', answer('pa55', 'abc.def'))).status, 401);
+  now += 120_000;
+  const stale = await request(digest.port, 'GET', '/', answer('pa55'));
+  assert.equal(stale.status, 401);
+  assert.match(String(stale.headers['www-authenticate']), /stale=true/);
+  assert.equal(warnings.length, before + 1, 'neither is logged as a failed login');
 });
 
 test('an authenticator that cannot answer gives a 5xx (with Retry-After when it says when), never a pass', async (t) => {

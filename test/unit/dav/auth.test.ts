@@ -14,9 +14,11 @@ import { BasicAuth, parseHtpasswd, verifyHtpasswd } from '../../../dav/auth/basi
 import { DigestAuth, parseDigestParams, parseHtdigest } from '../../../dav/auth/digest.js';
 import { SlowHashChecker, slowHashes } from '../../../dav/auth/slow-hash.js';
 import { followUserFile } from '../../../dav/auth/user-file.js';
+import { LoginFailures } from '../../../dav/auth/login-failures.js';
 import { DavError } from '../../../dav/errors.js';
 import { haveTool, requireTool } from '../../helpers/tools.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { warningLog } from '../../helpers/log.js';
 
 const fakeReq = (headers: Record<string, string>, method = 'GET', url = '/'): IncomingMessage => ({ headers, method, url }) as unknown as IncomingMessage;
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -267,4 +269,28 @@ test('followUserFile: a change made before the watch was ready is not missed', a
   assert.equal(await as('bob', 'b'), 'bob');
   assert.equal(await as('alice', 'a'), 'alice');
   assert.deepEqual(lines, [], 'the read at start is quiet');
+});
+
+test('failed logins in the log: once a minute per address, user and reason, then with the attempts in between', () => {
+  const { log, warnings } = warningLog();
+  let now = 0;
+  const failures = new LoginFailures(() => now);
+  const wrong = { user: 'alice', reason: 'wrong password' };
+  failures.note(log, '10.0.0.2', wrong);
+  for (let i = 0; i < 5; i++) failures.note(log, '10.0.0.2', wrong);
+  failures.note(log, '10.0.0.3', wrong);
+  failures.note(log, '10.0.0.2', { user: 'alice', reason: 'unknown user' });
+  failures.note(log, '10.0.0.2', { reason: 'not Basic credentials' });
+  assert.equal(warnings.length, 4, 'another address, reason or user is a line of its own');
+  now = 59_999;
+  failures.note(log, '10.0.0.2', wrong);
+  assert.equal(warnings.length, 4);
+  now = 60_000;
+  failures.note(log, '10.0.0.2', wrong);
+  assert.equal(warnings.length, 5);
+  assert.equal(warnings[4], 'login failed {"address":"10.0.0.2","user":"alice","reason":"wrong password","repeatsSinceLast":6}');
+  assert.equal(warnings[3], 'login failed {"address":"10.0.0.2","reason":"not Basic credentials"}');
+  // Bounded: a flood of addresses never grows the memory past its limit, it only costs lines.
+  for (let i = 0; i < 5000; i++) failures.note(log, `10.1.${i >> 8}.${i & 255}`, wrong);
+  assert.equal(warnings.length, 5005);
 });
