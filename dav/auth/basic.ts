@@ -122,7 +122,7 @@ export class BasicAuth implements FileAuthenticator {
   async #outcome(header: string | undefined): Promise<string | Refusal | null> {
     if (header === undefined) return null;
     const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    if (!m) return { reason: 'not Basic credentials' };
+    if (!m) return { reason: /^Basic\s/i.test(header) ? 'malformed Basic credentials' : 'not Basic credentials' };
     const key = createHash('sha256').update(header).digest('base64');
     const known = this.#verified.get(key);
     if (known !== undefined && this.#users.has(known)) return known;

@@ -79,8 +79,10 @@ test('failed logins are logged with address, user and reason, once a minute each
   assert.match(warnings[0] as string, /^login failed \{"address":"127\.0\.0\.1","user":"alice","reason":"wrong password"\}$/);
   assert.equal((await request(basic.port, 'GET', '/', as('mallory:x'))).status, 401);
   assert.equal((await request(basic.port, 'GET', '/', { headers: { authorization: 'Bearer abc' } })).status, 401);
+  assert.equal((await request(basic.port, 'GET', '/', { headers: { authorization: 'Basic !!' } })).status, 401);
   assert.equal((await request(basic.port, 'GET', '/', as('alice:s3cret'))).status, 200);
-  assert.deepEqual(warnings.slice(1).map((w) => JSON.parse(w.slice(w.indexOf('{'))).reason), ['unknown user', 'not Basic credentials']);
+  const reasons = warnings.slice(1).map((w) => (JSON.parse(w.slice(w.indexOf('{'))) as { reason: string }).reason);
+  assert.deepEqual(reasons, ['unknown user', 'not Basic credentials', 'malformed Basic credentials']);
 
   let now = 1_000_000;
   const users = new Map([['bob', createHash('md5').update('bob:spicedav:pa55').digest('hex')]]);
