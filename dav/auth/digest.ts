@@ -126,10 +126,10 @@ export class DigestAuth implements FileAuthenticator {
     const nonce = p.get('nonce') ?? '';
     const uri = p.get('uri') ?? '';
     if (!ha1) return { reason: 'unknown user', user };
-    if (p.get('realm') !== this.realm) return { reason: `another realm ("${p.get('realm') ?? ''}")`, user };
+    if (p.get('realm') !== this.realm) return { reason: 'another realm', user };
     if (uri !== req.url) return { reason: 'the uri parameter is not the request URI', user };
     const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase();
-    if (algorithm !== 'MD5') return { reason: `algorithm ${algorithm} (only MD5 is offered)`, user };
+    if (algorithm !== 'MD5') return { reason: 'an algorithm other than MD5', user };
     const state = this.#nonceState(nonce);
     if (state === 'bad') return null;
     const qop = p.get('qop');

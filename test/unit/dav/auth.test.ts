@@ -294,3 +294,11 @@ test('failed logins in the log: once a minute per address, user and reason, then
   for (let i = 0; i < 5000; i++) failures.note(log, `10.1.${i >> 8}.${i & 255}`, wrong);
   assert.equal(warnings.length, 5005);
 });
+
+test('a failed login shows at most 128 characters of the user name the client sent', () => {
+  const { log, warnings } = warningLog();
+  new LoginFailures().note(log, '10.0.0.2', { user: 'u'.repeat(10_000), reason: 'unknown user' });
+  assert.equal(warnings.length, 1);
+  assert.ok((warnings[0] as string).includes(`"user":"${'u'.repeat(128)}"`), warnings[0]);
+  assert.ok(!(warnings[0] as string).includes('u'.repeat(129)));
+});
