@@ -66,10 +66,8 @@ export class DigestAuth implements FileAuthenticator {
   readonly #lifetime: number;
   readonly #now: () => number;
   readonly #counts = new Map<string, number>();
-  /** Requests refused only because their nonce expired: their challenge says stale=true. */
-  readonly #stale = new WeakSet<IncomingMessage>();
-  /** Why each other refused request was refused, for the log. */
-  readonly #refusals = new WeakMap<IncomingMessage, Refusal>();
+  /** Why each refused request was refused: STALE ones get stale=true in their challenge, the others are logged. */
+  readonly #refused = new WeakMap<IncomingMessage, Refusal | typeof STALE>();
 
   constructor(users: Map<string, string>, options: DigestAuthOptions) {
     this.#users = users;
@@ -106,9 +104,8 @@ export class DigestAuth implements FileAuthenticator {
 
   async check(req: IncomingMessage): Promise<string | null> {
     const outcome = this.#outcome(req);
-    if (outcome === STALE) this.#stale.add(req);
-    else if (outcome === null || typeof outcome === 'string') return outcome;
-    else this.#refusals.set(req, outcome);
+    if (outcome === null || typeof outcome === 'string') return outcome;
+    this.#refused.set(req, outcome);
     return null;
   }
 
@@ -152,10 +149,11 @@ export class DigestAuth implements FileAuthenticator {
   }
 
   challenges(req: IncomingMessage): string[] {
-    return [`Digest realm="${this.realm}", qop="auth", algorithm=MD5, nonce="${this.#nonce()}", opaque="${this.#opaque}"${this.#stale.has(req) ? ', stale=true' : ''}`];
+    return [`Digest realm="${this.realm}", qop="auth", algorithm=MD5, nonce="${this.#nonce()}", opaque="${this.#opaque}"${this.#refused.get(req) === STALE ? ', stale=true' : ''}`];
   }
 
   refusal(req: IncomingMessage): Refusal | null {
-    return this.#refusals.get(req) ?? null;
+    const refused = this.#refused.get(req);
+    return refused === undefined || refused === STALE ? null : refused;
   }
 }

@@ -28,8 +28,8 @@ export function parseOcChecksum(raw: string | undefined): Checksum[] {
   const out: Checksum[] = [];
   for (const item of raw.trim().split(/\s+/)) {
     const colon = item.indexOf(':');
-    const known = KNOWN.get(item.slice(0, colon).toUpperCase());
-    if (colon < 0 || !known) continue;
+    const known = colon < 0 ? undefined : KNOWN.get(item.slice(0, colon).toUpperCase());
+    if (!known) continue;
     const hex = item.slice(colon + 1).toLowerCase();
     if (hex.length !== known.length || !/^[0-9a-f]+$/.test(hex)) {
       throw badRequest('DAV_ERR_BAD_CHECKSUM', `OC-Checksum: ${item.slice(0, colon)} must be ${known.length} hex digits, not "${item.slice(colon + 1, colon + 80)}"`);

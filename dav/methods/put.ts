@@ -8,7 +8,7 @@ import { hrefOf, parentOf } from '../paths.js';
 import { send } from '../respond.js';
 import { evaluateConditionals } from '../headers/conditional.js';
 import { parseOcChecksum } from '../headers/oc-checksum.js';
-import { parseUnixTime } from '../headers/unix-time.js';
+import { badUnixTime, parseUnixTime } from '../headers/unix-time.js';
 import { checkIfHeader, checkLocks } from '../preconditions.js';
 import { Transfer } from '../transfer.js';
 import type { RequestContext } from '../context.js';
@@ -31,9 +31,7 @@ function requestedMtime(ctx: RequestContext): number | undefined {
   const raw = ctx.header('x-oc-mtime');
   if (raw === undefined) return undefined;
   const seconds = parseUnixTime(raw);
-  if (seconds === null) {
-    throw new DavError(400, 'DAV_ERR_BAD_MTIME', `X-OC-Mtime must be a Unix time in seconds after 1970-01-02, not "${raw.slice(0, 40)}"`);
-  }
+  if (seconds === null) throw badUnixTime(400, 'DAV_ERR_BAD_MTIME', 'X-OC-Mtime', raw);
   return seconds;
 }
 

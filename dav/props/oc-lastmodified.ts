@@ -4,8 +4,7 @@
  * applied to the real file, like Win32LastModifiedTime, rather than stored as a dead property that would claim a
  * date the file does not have.
  */
-import { DavError } from '../errors.js';
-import { parseUnixTime } from '../headers/unix-time.js';
+import { badUnixTime, parseUnixTime } from '../headers/unix-time.js';
 import { DAV_NS, textOf, type XmlElement } from '../xml.js';
 import type { TimesEffect } from './win32.js';
 
@@ -14,8 +13,6 @@ export function lastModifiedEffect(el: XmlElement): TimesEffect | null {
   if (el.ns !== DAV_NS || el.name !== 'lastmodified') return null;
   const value = textOf(el).trim();
   const seconds = parseUnixTime(value);
-  if (seconds === null) {
-    throw new DavError(409, 'DAV_ERR_BAD_PROPERTY_VALUE', `lastmodified must be a Unix time in seconds after 1970-01-02, not "${value.slice(0, 40)}"`);
-  }
+  if (seconds === null) throw badUnixTime(409, 'DAV_ERR_BAD_PROPERTY_VALUE', 'lastmodified', value);
   return { kind: 'times', mtimeMs: seconds * 1000 };
 }
