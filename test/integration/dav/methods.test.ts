@@ -3,7 +3,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -173,6 +173,35 @@ test('GET of a big file streams it whole (stream path, not the small-file path)'
   assert.equal(tail.body, 'END');
 });
 
+
+test('a file past 4 GiB: its length, ranges beyond 2^32 and its listing are exact (sparse, no disk used)', async (t) => {
+  const h = await startServer(t);
+  const size = 6 * 2 ** 30;
+  const at5g = 5 * 2 ** 30;
+  const file = join(h.root, 'huge.img');
+  await writeFile(file, '');
+  await truncate(file, size);
+  const fd = await open(file, 'r+');
+  try {
+    await fd.write(Buffer.from('MARK'), 0, 4, at5g);
+    await fd.write(Buffer.from('END'), 0, 3, size - 3);
+  } finally {
+    await fd.close();
+  }
+  const head = await h.req('HEAD', '/huge.img');
+  assert.equal(head.headers['content-length'], String(size));
+  const mark = await h.req('GET', '/huge.img', { headers: { range: `bytes=${at5g}-${at5g + 3}` } });
+  assert.equal(mark.status, 206);
+  assert.equal(mark.body, 'MARK');
+  assert.equal(mark.headers['content-range'], `bytes ${at5g}-${at5g + 3}/${size}`);
+  assert.equal((await h.req('GET', '/huge.img', { headers: { range: 'bytes=-3' } })).body, 'END');
+  const multi = await h.req('GET', '/huge.img', { headers: { range: `bytes=${at5g}-${at5g + 1},${size - 3}-` } });
+  assert.match(multi.body, new RegExp(`Content-Range: bytes ${at5g}-${at5g + 1}/${size}\r\n\r\nMA\r\n`));
+  assert.match(multi.body, new RegExp(`Content-Range: bytes ${size - 3}-${size - 1}/${size}\r\n\r\nEND\r\n`));
+  assert.equal((await h.req('GET', '/huge.img', { headers: { range: `bytes=${size}-` } })).status, 416);
+  const listed = await h.req('PROPFIND', '/', { headers: { depth: '1' }, body: propfindBody('getcontentlength') });
+  assert.deepEqual(texts(listed.body, 'getcontentlength'), [String(size)]);
+});
 test('GET on a collection is an HTML index with escaped names', async (t) => {
   const h = await startServer(t);
   await mkdir(join(h.root, 'sub'));
