@@ -173,7 +173,6 @@ test('GET of a big file streams it whole (stream path, not the small-file path)'
   assert.equal(tail.body, 'END');
 });
 
-
 test('a file past 4 GiB: its length, ranges beyond 2^32 and its listing are exact (sparse, no disk used)', async (t) => {
   const h = await startServer(t);
   const size = 6 * 2 ** 30;
@@ -202,6 +201,7 @@ test('a file past 4 GiB: its length, ranges beyond 2^32 and its listing are exac
   const listed = await h.req('PROPFIND', '/', { headers: { depth: '1' }, body: propfindBody('getcontentlength') });
   assert.deepEqual(texts(listed.body, 'getcontentlength'), [String(size)]);
 });
+
 test('GET on a collection is an HTML index with escaped names', async (t) => {
   const h = await startServer(t);
   await mkdir(join(h.root, 'sub'));
