@@ -79,14 +79,15 @@ const prettyLine: Format = (level, fields, msg) => {
   const { component, ...rest } = fields;
   const time = new Date().toISOString().slice(11, 19);
   const text = Object.entries(rest)
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? plain(v) : v instanceof Error ? v.message : safeJson(v)}`)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? plain(v) : v instanceof Error ? plain(v.message) : safeJson(v)}`)
     .join(' ');
   return `${time} ${level.toUpperCase()}${component ? ` ${String(component)}:` : ''} ${msg ?? ''}${text ? ' ' + text : ''}\n`;
 };
 
 /**
- * A string field as is, unless it holds control characters (a user name or path from a client): then quoted and
- * escaped, so that a field can neither start a forged line nor send escape sequences to the terminal.
+ * A string field (or an error's message) as is, unless it holds control characters (a user name or path from a
+ * client, which a system error's message quotes too): then quoted and escaped, so that a field can neither start a
+ * forged line nor send escape sequences to the terminal.
  */
 function plain(v: string): string {
   return /\p{Cc}/u.test(v) ? JSON.stringify(v) : v;

@@ -65,6 +65,10 @@ test('pretty format: a field with control characters is quoted, so it cannot for
   assert.equal(lines.length, 1);
   assert.equal((lines[0] as string).split('\n').length, 2, 'one line and its end');
   assert.match(lines[0] as string, / login failed user="eve\\n12:00:00 INFO fake\\u001b\[2J" path=\/a b\n$/);
+  // An error object's message quotes paths too (ENOENT: ..., open '/a\nb'), so it gets the same treatment.
+  log.warn({ err: new Error("ENOENT: open '/a\n12:00:00 INFO fake'") }, 'request failed');
+  assert.equal(lines.length, 2);
+  assert.match(lines[1] as string, / request failed err="ENOENT: open '\/a\\n12:00:00 INFO fake'"\n$/);
 });
 
 test("level 'silent' writes nothing", () => {

@@ -293,6 +293,9 @@ test('failed logins in the log: once a minute per address, user and reason, then
   // Bounded: a flood of addresses never grows the memory past its limit, it only costs lines.
   for (let i = 0; i < 5000; i++) failures.note(log, `10.1.${i >> 8}.${i & 255}`, wrong);
   assert.equal(warnings.length, 5005);
+  // The proof of the bound: the flood pushed out the line logged a moment ago, so the same failure logs again.
+  failures.note(log, '10.0.0.2', wrong);
+  assert.equal(warnings.length, 5006);
 });
 
 test('a failed login shows at most 128 characters of the user name the client sent', () => {
