@@ -29,7 +29,7 @@ function run(node: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ co
   });
 }
 
-test("the unit, integration and interop tests pass under Node's current LTS too", { timeout: 20 * 60_000, skip: process.env[INNER] === '1' && 'inner run' }, async (t) => {
+test("the unit, integration and interop tests pass under Node's current LTS too", { timeout: 14 * 60_000, skip: process.env[INNER] === '1' && 'inner run' }, async (t) => {
   if (!existsSync(otherNode)) {
     // .ci/run fetches the official x64 Linux build only (from the npm registry, the one registry reachable here).
     const why = `no second Node at ${relative(repoRoot, otherNode)} (.ci/run fetches it; or set SPICEDAV_COMPAT_NODE)`;
