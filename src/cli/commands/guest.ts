@@ -4,6 +4,7 @@ import { DEFAULT_PORT_PATH } from '../../guest/port-device.js';
 import type { CommandModule } from '../program.js';
 import { globalsOf, loggerFor, runUntilSignal, statusDisplay } from '../runtime.js';
 import { portOption, secondsOption } from '../options.js';
+import { startBufferGc } from '../buffer-gc.js';
 
 interface GuestOptions {
   device: string;
@@ -58,12 +59,15 @@ async function guest(o: GuestOptions, command: Command): Promise<void> {
     }
   });
   await proxy.start();
+  // A relay's garbage is Buffers, which V8 lets pile up to about 64 MiB before it collects them (buffer-gc.ts).
+  const bufferGc = startBufferGc();
   const bound = proxy.addresses.map((a) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`)).join(', ');
   display.event(`listening on ${bound}; waiting for the host on ${o.device}  (Ctrl-C stops)`);
   display.start();
   await runUntilSignal(
     async () => {
       display.stop();
+      bufferGc?.stop();
       await proxy.close();
     },
     log,
