@@ -30,7 +30,7 @@ export interface BufferGc {
  * one for Buffer memory only after it has grown by about 64 MiB. malloc keeps most of what is then freed, so
  * the process stays at its highest point. In `npm run bench:soak` the guest went from 57 to 116–135 MiB within
  * three minutes, with 1 MiB of Buffers alive (a full collection every second showed it) and up to 60 MiB dead;
- * with this collector at 16 MiB it stayed at 66–79 MiB, at 13 collections in three minutes of a few ms each
+ * with this collector at 16 MiB it stayed at 63–83 MiB, with a collection about every 14 s, a few ms each
  * (a heap of 10 MiB). The check after a collection only notes what is left (still-queued Buffers and what the
  * concurrent sweeper has not yet released), so live Buffers above the threshold (a mux holding data for a
  * stalled reader) do not cause a collection per check.
