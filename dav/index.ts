@@ -16,3 +16,4 @@ export { DigestAuth } from './auth/digest.js';
 export type { DigestAuthOptions } from './auth/digest.js';
 export { followUserFile } from './auth/user-file.js';
 export type { UserFileFollower } from './auth/user-file.js';
+export type { LoginThrottleOptions } from './auth/login-throttle.js';

@@ -1,5 +1,6 @@
 import type { Logger } from '../src/log.js';
 import type { SymlinkPolicy } from './paths.js';
+import type { LoginThrottleOptions } from './auth/login-throttle.js';
 import { DEFAULT_ORPHAN_GRACE } from './locks.js';
 
 /** Limits of a DavServer. Every one is a named option; the defaults are below in `DEFAULT_LIMITS`. */
@@ -82,5 +83,11 @@ export interface DavServerOptions extends Partial<DavLimits> {
   inlineIo?: boolean;
   /** The Server header; default `spicedav`. */
   serverName?: string;
+  /**
+   * How listeners with authentication slow down password guessing per source address (dav/auth/login-throttle.ts),
+   * or false for not at all (behind a reverse proxy every client has the proxy's address). Default: 10 failures
+   * free, then waits of 1 s doubling up to 60 s.
+   */
+  loginThrottle?: LoginThrottleOptions | false;
   log?: Logger;
 }

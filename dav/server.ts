@@ -28,8 +28,9 @@ import { errorHeaders, send, sendError } from './respond.js';
 import { checkWritable } from './preconditions.js';
 import type { Transfer } from './transfer.js';
 import { ClientHints } from './client-hints.js';
-import type { Authenticator } from './auth/authenticator.js';
+import type { Authenticator, Refusal } from './auth/authenticator.js';
 import { LoginFailures } from './auth/login-failures.js';
+import { LoginThrottle } from './auth/login-throttle.js';
 import { options } from './methods/options.js';
 import { get, headMethod } from './methods/get.js';
 import { put } from './methods/put.js';
@@ -117,6 +118,7 @@ export class DavServer extends EventEmitter {
   readonly #listeners = new Set<net.Server>();
   readonly #auth = new WeakMap<Duplex, Authenticator>();
   readonly #loginFailures = new LoginFailures();
+  readonly #loginThrottle: LoginThrottle | null;
   readonly #shared: Promise<DavShared>;
   /** What requests await: #shared, or a 503 that names no host path when the store cannot be opened. */
   readonly #forRequests: Promise<DavShared>;
@@ -139,6 +141,7 @@ export class DavServer extends EventEmitter {
     const confinement = new Confinement(opts.root, opts.followSymlinks ?? 'never', io);
     this.root = confinement.root;
     this.#serverName = opts.serverName ?? 'spicedav';
+    this.#loginThrottle = opts.loginThrottle === false ? null : new LoginThrottle(opts.loginThrottle);
     const stateFile = opts.stateDir === false ? null : defaultStateFile(opts.stateDir, this.root);
     if (stateFile && confinement.contains(realpathNearest(stateFile))) {
       throw new DavError(500, 'DAV_ERR_STATE_IN_SHARE', `the state directory ${stateFile} is inside the shared folder; choose another stateDir`);
@@ -278,17 +281,7 @@ export class DavServer extends EventEmitter {
       log.debug({ method: req.method, url: req.url }, 'request');
       if (this.#closing) res.setHeader('Connection', 'close');
       const auth = req.socket && this.#auth.get(req.socket);
-      if (auth && !(await auth.check(req))) {
-        // No Authorization is the usual first request, answered with a challenge: only refused credentials count.
-        const refusal = req.headers.authorization === undefined ? null : auth.refusal ? auth.refusal(req) : { reason: 'refused' };
-        if (refusal) this.#loginFailures.note(log, req.socket.remoteAddress ?? 'unknown', refusal);
-        res.setHeader('WWW-Authenticate', auth.challenges(req));
-        // An unread body must not be taken for the next request (and a client waiting on 100-continue will
-        // not send it): close after answering, as respond.ts does for errors.
-        const body = req.headers['content-length'] ? Number(req.headers['content-length']) > 0 : req.headers['transfer-encoding'] !== undefined;
-        send(res, 401, { 'Content-Type': 'text/plain; charset=utf-8', ...(body ? { Connection: 'close' } : {}) }, 'authentication required\n');
-        return;
-      }
+      if (auth && !(await this.#authenticate(auth, req, res, log))) return;
       ctx = new RequestContext(shared, req, res, log);
       const handler = METHODS[req.method ?? ''];
       if (!handler) throw new DavError(405, 'DAV_ERR_METHOD', `${req.method} is not supported here`);
@@ -305,6 +298,52 @@ export class DavServer extends EventEmitter {
     } finally {
       if (--this.#active === 0 && this.#idle) this.#idle();
     }
+  }
+
+  /**
+   * Whether `req` carries credentials that `auth` accepts; if not, it has been answered: 401 with a challenge, or 429
+   * while its address waits after too many failed logins (login-throttle.ts).
+   */
+  async #authenticate(auth: Authenticator, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<boolean> {
+    // No Authorization is the usual first request, answered with a challenge: neither a guess nor a failed login.
+    if (req.headers.authorization === undefined) {
+      if (await auth.check(req)) return true;
+      res.setHeader('WWW-Authenticate', auth.challenges(req));
+      this.#refuse(req, res, 401, {}, 'authentication required\n');
+      return false;
+    }
+    const address = req.socket.remoteAddress ?? 'unknown';
+    // Credentials whose answer is remembered cost nothing and tell nothing new: they pass the throttle uncounted.
+    const guess = !auth.known?.(req);
+    const throttle = guess ? this.#loginThrottle : null;
+    const wait = throttle ? throttle.admit(address) : 0;
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
+      this.#refuse(req, res, 429, { 'Retry-After': String(seconds) }, `too many failed logins from this address; try again in ${seconds} s\n`);
+      return false;
+    }
+    let refusal: Refusal | null = null;
+    let waits = 0;
+    try {
+      if (await auth.check(req)) return true;
+      refusal = auth.refusal ? auth.refusal(req) : { reason: 'refused' };
+    } finally {
+      // Settled whatever happened: a check that threw (a busy hash worker) refused nothing.
+      if (throttle) waits = throttle.settle(address, refusal !== null);
+    }
+    if (refusal) this.#loginFailures.note(log, address, refusal);
+    if (waits > 0) log.warn({ address, waitSeconds: Math.ceil(waits / 1000) }, 'too many failed logins: this address waits before its next one is checked');
+    res.setHeader('WWW-Authenticate', auth.challenges(req));
+    this.#refuse(req, res, 401, {}, 'authentication required\n');
+    return false;
+  }
+
+  /** Answers a request refused before dispatch, closing the connection when the request has a body nobody reads. */
+  #refuse(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, text: string): void {
+    // An unread body must not be taken for the next request (and a client waiting on 100-continue will not send
+    // it): close after answering, as respond.ts does for errors.
+    const body = req.headers['content-length'] ? Number(req.headers['content-length']) > 0 : req.headers['transfer-encoding'] !== undefined;
+    send(res, status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', ...(body ? { Connection: 'close' } : {}) }, text);
   }
 
   /** Errors before a RequestContext exists: a bad request path, or a store that failed to open. */

@@ -76,4 +76,4 @@ export type {
   MdnsAdvertiser,
 } from './guest/index.js';
 export { DavServer, DavError, Transfer, DEFAULT_LIMITS, defaultStateFile, BasicAuth, DigestAuth, followUserFile } from '../dav/index.js';
-export type { DavServerOptions, DavLimits, ListenOptions, SymlinkPolicy, Authenticator, FileAuthenticator, Refusal, UserFileFollower, DavCondition, DigestAuthOptions } from '../dav/index.js';
+export type { DavServerOptions, DavLimits, ListenOptions, SymlinkPolicy, Authenticator, FileAuthenticator, Refusal, UserFileFollower, DavCondition, DigestAuthOptions, LoginThrottleOptions } from '../dav/index.js';

@@ -15,6 +15,12 @@ export interface Authenticator {
    * renew without asking the user). Optional: without it, every refused Authorization header is logged as such.
    */
   refusal?(req: IncomingMessage): Refusal | null;
+  /**
+   * Whether the answer for the credentials `req` carries is already known (checked before and remembered), so that
+   * `check` costs no password hash and tells a guesser nothing new: the login throttle lets such requests through
+   * and does not count them. Optional: without it, every request with credentials counts as a guess.
+   */
+  known?(req: IncomingMessage): boolean;
 }
 
 /** A failed login as the log shows it: what was wrong, and the user name the client gave when it gave one. */

@@ -71,6 +71,11 @@ function remember<T>(memory: Map<string, T>, key: string, value: T): void {
   memory.set(key, value);
 }
 
+/** What checked credentials are remembered under: a digest of the whole header, never the password itself. */
+function credentialKey(header: string): string {
+  return createHash('sha256').update(header).digest('base64');
+}
+
 /** Basic authentication from an htpasswd user table. */
 export class BasicAuth implements FileAuthenticator {
   readonly realm: string;
@@ -123,7 +128,7 @@ export class BasicAuth implements FileAuthenticator {
     if (header === undefined) return null;
     const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
     if (!m) return { reason: /^Basic\s/i.test(header) ? 'malformed Basic credentials' : 'not Basic credentials' };
-    const key = createHash('sha256').update(header).digest('base64');
+    const key = credentialKey(header);
     const known = this.#verified.get(key);
     if (known !== undefined && this.#users.has(known)) return known;
     const refused = this.#refused.get(key);
@@ -152,6 +157,14 @@ export class BasicAuth implements FileAuthenticator {
       else remember(this.#refused, key, outcome);
     }
     return outcome;
+  }
+
+  known(req: IncomingMessage): boolean {
+    const header = req.headers.authorization;
+    if (header === undefined) return false;
+    const key = credentialKey(header);
+    const user = this.#verified.get(key);
+    return (user !== undefined && this.#users.has(user)) || this.#refused.has(key);
   }
 
   challenges(_req: IncomingMessage): string[] {

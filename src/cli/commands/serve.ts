@@ -18,6 +18,8 @@ interface ServeOptions {
   htpasswd?: string;
   htdigest?: string;
   realm: string;
+  /** false with --no-login-throttle. */
+  loginThrottle: boolean;
 }
 
 const EXAMPLES = `
@@ -46,7 +48,7 @@ async function serve(dir: string, o: ServeOptions, command: Command): Promise<vo
   if (o.htpasswd && !tls && !isLoopbackHost(o.host)) {
     log.warn({ host: o.host }, 'Basic authentication without TLS sends passwords in clear text; add --tls-cert/--tls-key or use --htdigest');
   }
-  const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, log: log.child({ component: 'dav' }) });
+  const dav = new DavServer({ root, readOnly: o.readOnly, followSymlinks: o.followSymlinks, stateDir: o.stateDir, ...(o.loginThrottle ? {} : { loginThrottle: false }), log: log.child({ component: 'dav' }) });
   await davReady(dav);
   let address;
   try {
@@ -96,6 +98,7 @@ export const serveCommand: CommandModule = {
       .option('--htpasswd <file>', 'require Basic authentication with the users of this htpasswd file (htpasswd -B, -5, -2, -m or -s); changes to it apply at once')
       .option('--htdigest <file>', 'require Digest authentication with the users of this htdigest file; changes to it apply at once')
       .option('--realm <realm>', 'the authentication realm (for --htdigest: the realm of its entries)', 'spicedav')
+      .option('--no-login-throttle', 'do not make an address wait after 10 failed logins (behind a reverse proxy, where every client has its address)')
       .option('--allow-unauthenticated', 'allow listening beyond loopback without authentication')
       .option('--state-dir <dir>', 'where dead properties and WebDAV locks are kept (default $XDG_STATE_HOME/spicedav)')
       .addHelpText('after', EXAMPLES)

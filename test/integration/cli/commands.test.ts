@@ -187,7 +187,25 @@ test('serve --htpasswd requires Basic credentials (MD5, bcrypt, SHA-crypt); a mi
     assert.equal((await fetch(`${url}f.txt`, { headers: as(pw) })).status, 200, user);
     assert.equal((await fetch(`${url}f.txt`, { headers: as(`${pw}x`) })).status, 401, `${user}, a wrong password`);
   }
+  // Guessing: three failures so far; after ten, each new wrong one makes this address wait (429, Retry-After).
+  const basic = (credentials: string) => ({ Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` });
+  const guesses = async (target: string) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await fetch(`${target}f.txt`, { headers: basic(`alice:guess${i}`) })).status);
+    return statuses;
+  };
+  const statuses = await guesses(String(url));
+  const first = statuses.indexOf(429);
+  assert.ok(first >= 8 && statuses.slice(0, first).every((s) => s === 401), statuses.join(' '));
+  assert.equal((await fetch(`${url}f.txt`, { headers: basic('alice:secret') })).status, 200, 'credentials checked before still pass');
+  const waiting = await fetch(`${url}f.txt`, { headers: basic('alice:another') });
+  assert.equal(waiting.status, 429);
+  assert.match(waiting.headers.get('retry-after') ?? '', /^\d+$/);
   assert.equal(await cli.stop(), 0);
+  const unthrottled = startCli(t, ['serve', share, '--port', '0', '--htpasswd', join(dir, 'users'), '--no-login-throttle']);
+  const [, plain] = await unthrottled.waitFor(/at (http:\/\/127\.0\.0\.1:\d+\/)/);
+  assert.deepEqual(await guesses(String(plain)), Array<number>(12).fill(401), '--no-login-throttle');
+  assert.equal(await unthrottled.stop(), 0);
   const missing = await runCli(['serve', share, '--port', '0', '--htpasswd', join(dir, 'nope')]);
   assert.equal(missing.code, 3);
   assert.match(missing.stderr, /cannot read the htpasswd file/);

@@ -110,6 +110,46 @@ test('failed logins are logged with address, user and reason, once a minute each
   assert.equal(warnings.length, before + 1, 'neither is logged as a failed login');
 });
 
+test('password guessing: after the free failures an address waits (429, Retry-After), known credentials still pass', async (t) => {
+  let now = 5_000_000;
+  const { log, warnings } = warningLog();
+  const h = await startServer(t, { log, loginThrottle: { free: 3, now: () => now } });
+  const sha = (password: string) => `{SHA}${createHash('sha1').update(password).digest('base64')}`;
+  const auth = new BasicAuth(new Map([['alice', sha('s3cret')], ['bob', sha('b0b')]]));
+  const { port } = await h.server.listen({ port: 0, auth });
+  const as = (credentials: string, body?: string) => ({ headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` }, ...(body ? { body } : {}) });
+  assert.equal((await request(port, 'GET', '/', as('alice:s3cret'))).status, 200, 'alice logs in before the attack');
+  for (const password of ['a', 'b', 'c']) assert.equal((await request(port, 'GET', '/', as(`bob:${password}`))).status, 401);
+  assert.equal(warnings.filter((w) => w.startsWith('too many')).length, 0, 'the free failures start no wait');
+  assert.equal((await request(port, 'GET', '/', as('bob:d'))).status, 401);
+  assert.match(warnings.find((w) => w.startsWith('too many')) ?? '', /^too many failed logins.*\{"address":"127\.0\.0\.1","waitSeconds":1\}$/);
+  // While the address waits, no new credentials are checked, not even right ones.
+  const refused = await request(port, 'PUT', '/x.txt', as('bob:b0b', 'never written'));
+  assert.equal(refused.status, 429);
+  assert.equal(refused.headers['retry-after'], '1');
+  assert.equal(refused.headers.connection, 'close', 'the unread body is not taken for a next request');
+  assert.match(refused.body, /too many failed logins/);
+  assert.equal((await request(port, 'GET', '/', as('bob:e'))).status, 429);
+  // What was checked before is answered as before: a logged-in user is not locked out by a guesser at their
+  // address, and a client that keeps sending a saved wrong password is told it is wrong.
+  assert.equal((await request(port, 'GET', '/', as('alice:s3cret'))).status, 200);
+  assert.equal((await request(port, 'GET', '/', as('bob:a'))).status, 401);
+  // Requests without credentials still get their challenge.
+  assert.equal((await request(port, 'GET', '/')).status, 401);
+  now += 1000;
+  const put = await request(port, 'PUT', '/x.txt', as('bob:b0b', 'written'));
+  assert.equal(put.status, 201, 'after the wait the right password is checked and accepted');
+  assert.equal(await readFile(join(h.root, 'x.txt'), 'utf8'), 'written');
+  assert.equal((await request(port, 'GET', '/', as('bob:f'))).status, 401);
+  const next = await request(port, 'GET', '/', as('bob:g'));
+  assert.equal(next.status, 429);
+  assert.equal(next.headers['retry-after'], '2', 'each further failure doubles the wait');
+  const open = await startServer(t, { loginThrottle: false });
+  const unthrottled = await open.server.listen({ port: 0, auth });
+  for (let i = 0; i < 20; i++) assert.equal((await request(unthrottled.port, 'GET', '/', as(`bob:${i}`))).status, 401);
+  assert.equal((await request(unthrottled.port, 'GET', '/', as('bob:b0b'))).status, 200, 'loginThrottle: false turns it off');
+});
+
 test('an authenticator that cannot answer gives a 5xx (with Retry-After when it says when), never a pass', async (t) => {
   const h = await startServer(t);
   const failing = (err: Error): Authenticator => ({ check: () => Promise.reject(err), challenges: () => ['Basic realm="x"'] });
