@@ -88,16 +88,20 @@ export class DigestAuth implements FileAuthenticator {
     return this.#users.size;
   }
 
+  /**
+   * A signed nonce: its time, for the lifetime, and random bytes, so that two challenges in the same millisecond
+   * differ and a nonce only ever goes to the client that asked for it (`known` relies on that).
+   */
   #nonce(): string {
-    const t = this.#now().toString(36);
-    return `${t}.${createHmac('sha256', this.#key).update(t).digest('base64url')}`;
+    const stamp = `${this.#now().toString(36)}.${randomBytes(9).toString('base64url')}`;
+    return `${stamp}.${createHmac('sha256', this.#key).update(stamp).digest('base64url')}`;
   }
 
   /** 'ok', 'stale' (well signed but expired) or 'bad'. */
   #nonceState(nonce: string): 'ok' | 'stale' | 'bad' {
-    const [t, sig] = nonce.split('.');
-    if (!t || !sig) return 'bad';
-    const good = createHmac('sha256', this.#key).update(t).digest('base64url');
+    const [t, r, sig] = nonce.split('.');
+    if (!t || !r || !sig) return 'bad';
+    const good = createHmac('sha256', this.#key).update(`${t}.${r}`).digest('base64url');
     if (good.length !== sig.length || !timingSafeEqual(Buffer.from(good), Buffer.from(sig))) return 'bad';
     return this.#now() - parseInt(t, 36) > this.#lifetime ? 'stale' : 'ok';
   }
@@ -146,6 +150,17 @@ export class DigestAuth implements FileAuthenticator {
       this.#counts.set(nonce, count);
     }
     return user;
+  }
+
+  /**
+   * Whether the request answers a live nonce that some request has already answered rightly: the client of a user
+   * who is logged in. Its answer is new each time, but it is not a guess at a password (a guesser would need that
+   * nonce, which only goes to the client that asked for it).
+   */
+  known(req: IncomingMessage): boolean {
+    const header = req.headers.authorization;
+    const nonce = header === undefined ? undefined : parseDigestParams(header)?.get('nonce');
+    return nonce !== undefined && this.#counts.has(nonce) && this.#nonceState(nonce) === 'ok';
   }
 
   challenges(req: IncomingMessage): string[] {

@@ -193,13 +193,33 @@ test('DigestAuth: a correct answer passes once per nonce count; wrong password, 
   assert.equal(await auth.check(fakeReq({ authorization: digestAnswer(challenge, 'alice', realm, 'bad', 'GET', '/') })), null);
   assert.equal(await auth.check(fakeReq({ authorization: digestAnswer(challenge, 'alice', realm, 'pw', 'GET', '/other') }, 'GET', '/')), null);
   assert.equal(await auth.check(fakeReq({ authorization: digestAnswer(challenge, 'bob', 'other', 'x', 'GET', '/') })), null, 'another realm');
-  const forged = challenge.replace(/nonce="([^".]+)\.[^"]+"/, 'nonce="$1.AAAA"');
+  const forged = challenge.replace(/nonce="([^"]+)\.[^".]+"/, 'nonce="$1.AAAA"');
+  assert.notEqual(forged, challenge);
   assert.equal(await auth.check(fakeReq({ authorization: digestAnswer(forged, 'alice', realm, 'pw', 'GET', '/') })), null);
   clock.now += 2000;
   const late = fakeReq({ authorization: digestAnswer(challenge, 'alice', realm, 'pw', 'GET', '/', '00000009') });
   assert.equal(await auth.check(late), null);
   assert.match(auth.challenges(late)[0] as string, /stale=true$/);
   assert.doesNotMatch(auth.challenges(fakeReq({}))[0] as string, /stale/);
+});
+
+test('DigestAuth: every challenge has its own nonce, and only a live nonce that was answered rightly is known', async () => {
+  const clock = { now: 1_000_000 };
+  const realm = 'dav';
+  const auth = new DigestAuth(parseHtdigest(`alice:${realm}:${md5('alice:dav:pw')}`, realm), { realm, nonceLifetimeMs: 1000, now: () => clock.now });
+  const nonces = new Set(Array.from({ length: 100 }, () => /nonce="([^"]+)"/.exec(auth.challenges(fakeReq({}))[0] as string)?.[1]));
+  assert.equal(nonces.size, 100, 'challenges within one millisecond differ');
+  const challenge = auth.challenges(fakeReq({}))[0] as string;
+  const answer = (password: string, nc: string) => fakeReq({ authorization: digestAnswer(challenge, 'alice', realm, password, 'GET', '/', nc) });
+  assert.equal(auth.known(fakeReq({})), false);
+  assert.equal(auth.known(answer('guess', '00000001')), false);
+  assert.equal(await auth.check(answer('guess', '00000001')), null);
+  assert.equal(auth.known(answer('pw', '00000002')), false, 'a nonce only answered wrongly is not known');
+  assert.equal(await auth.check(answer('pw', '00000002')), 'alice');
+  assert.equal(auth.known(answer('guess', '00000003')), true, 'the logged-in client: its next answers are no guesses');
+  assert.equal(await auth.check(answer('guess', '00000003')), null, 'known is not accepted: the answer is still checked');
+  clock.now += 2000;
+  assert.equal(auth.known(answer('pw', '00000004')), false, 'an expired nonce is no longer known');
 });
 
 test('reload(): a new user table from the next request on; an unusable file keeps the old one', async (t) => {
@@ -209,7 +229,7 @@ test('reload(): a new user table from the next request on; an unusable file keep
   const line = (user: string, pass: string) => `${user}:${realm}:${md5(`${user}:${realm}:${pass}`)}\n`;
   writeFileSync(digestFile, line('alice', 'one'));
   const digest = await DigestAuth.fromFile(digestFile, realm);
-  // Nonces made within one millisecond are the same: each answer counts up, as a client's do.
+  // Each answer counts up, as a client's do (every challenge has a nonce of its own, so any count would do).
   let count = 0;
   const as = (user: string, pass: string) => {
     const challenge = digest.challenges(fakeReq({}))[0] as string;
