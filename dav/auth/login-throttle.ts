@@ -21,14 +21,14 @@ export interface LoginThrottleOptions {
   maxWaitMs?: number;
   /** After how long without a failure an address starts afresh, in ms. Default 15 minutes. */
   forgetMs?: number;
-  /** Addresses remembered at most; the one that failed least recently is forgotten first. Default 4,096. */
+  /** Addresses remembered at most; the one that failed (or was first seen) least recently goes first. Default 4,096. */
   maxSources?: number;
   now?: () => number;
 }
 
 interface Source {
   failures: number;
-  /** When the last failure came. */
+  /** When the last failure came (when the source was first seen, before its first). */
   last: number;
   /** Until when no credentials of this source are checked. */
   until: number;
