@@ -306,16 +306,12 @@ export class DavServer extends EventEmitter {
    */
   async #authenticate(auth: Authenticator, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<boolean> {
     // No Authorization is the usual first request, answered with a challenge: neither a guess nor a failed login.
-    if (req.headers.authorization === undefined) {
-      if (await auth.check(req)) return true;
-      res.setHeader('WWW-Authenticate', auth.challenges(req));
-      this.#refuse(req, res, 401, {}, 'authentication required\n');
-      return false;
-    }
+    if (req.headers.authorization === undefined) return (await auth.check(req)) !== null || this.#challenge(auth, req, res);
     const address = req.socket.remoteAddress ?? 'unknown';
-    // Credentials whose answer is remembered cost nothing and tell nothing new: they pass the throttle uncounted.
-    const guess = !auth.known?.(req);
-    const throttle = guess ? this.#loginThrottle : null;
+    // The throttle when these credentials are a guess. Those whose answer is remembered cost nothing and tell nothing
+    // new: they pass uncounted. That is asked only of an address with failures, where it can matter: `known` hashes
+    // (Basic) or parses (Digest) the header, as `check` does again, and logged-in clients' requests are the hot path.
+    const throttle = this.#loginThrottle && (!this.#loginThrottle.hasFailed(address) || !auth.known?.(req)) ? this.#loginThrottle : null;
     const wait = throttle ? throttle.admit(address) : 0;
     if (wait > 0) {
       const seconds = Math.ceil(wait / 1000);
@@ -333,6 +329,11 @@ export class DavServer extends EventEmitter {
     }
     if (refusal) this.#loginFailures.note(log, address, refusal);
     if (waits > 0) log.warn({ address, waitSeconds: Math.ceil(waits / 1000) }, 'too many failed logins: this address waits before its next one is checked');
+    return this.#challenge(auth, req, res);
+  }
+
+  /** Answers 401 with the authenticator's challenges. */
+  #challenge(auth: Authenticator, req: IncomingMessage, res: ServerResponse): false {
     res.setHeader('WWW-Authenticate', auth.challenges(req));
     this.#refuse(req, res, 401, {}, 'authentication required\n');
     return false;

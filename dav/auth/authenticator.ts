@@ -18,7 +18,8 @@ export interface Authenticator {
   /**
    * Whether the answer for the credentials `req` carries is already known (checked before and remembered), so that
    * `check` costs no password hash and tells a guesser nothing new: the login throttle lets such requests through
-   * and does not count them. Optional: without it, every request with credentials counts as a guess.
+   * and does not count them. Asked only of requests from an address with failed logins, before `check`. Optional:
+   * without it, every request with credentials counts as a guess.
    */
   known?(req: IncomingMessage): boolean;
 }

@@ -6,9 +6,9 @@
  *
  * Against an htpasswd file in Apache's default scheme (`$apr1$`, a few thousand checks a second here), this turns
  * an unlimited online attack into about one guess a minute per address. A person who mistypes a few times never
- * notices it. It counts guesses, not requests: the server does not ask it about credentials the authenticator
- * already knows (`Authenticator.known`), so a client that keeps a saved wrong password, or a logged-in user behind
- * the same NAT address as an attacker, is not held back by it.
+ * notices it. It counts guesses, not requests: from an address with failures, the server does not ask it about
+ * credentials the authenticator already knows (`Authenticator.known`), so a client that keeps a saved wrong password,
+ * or a logged-in user behind the same NAT address as an attacker, is not held back by it.
  *
  * IPv6 sources are counted per /64, the block one host is given and can pick addresses from at will.
  */
@@ -53,6 +53,11 @@ export class LoginThrottle {
     this.#forgetMs = options.forgetMs ?? 15 * 60_000;
     this.#maxSources = options.maxSources ?? 4096;
     this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether `address` has failed logins on record (in its quiet spell or not). */
+  hasFailed(address: string): boolean {
+    return (this.#sources.get(sourceKey(address))?.failures ?? 0) > 0;
   }
 
   /**

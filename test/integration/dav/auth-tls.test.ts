@@ -144,6 +144,16 @@ test('password guessing: after the free failures an address waits (429, Retry-Af
   const next = await request(port, 'GET', '/', as('bob:g'));
   assert.equal(next.status, 429);
   assert.equal(next.headers['retry-after'], '2', 'each further failure doubles the wait');
+  // `known` costs a hash of the header: logged-in clients at an address without failures are not asked it.
+  const clean = await startServer(t);
+  let asked = 0;
+  const counting: Authenticator = { check: (req) => auth.check(req), challenges: (req) => auth.challenges(req), known: (req) => (asked++, auth.known(req)) };
+  const counted = await clean.server.listen({ port: 0, auth: counting });
+  for (let i = 0; i < 3; i++) assert.equal((await request(counted.port, 'GET', '/', as('alice:s3cret'))).status, 200);
+  assert.equal(asked, 0);
+  assert.equal((await request(counted.port, 'GET', '/', as('alice:typo'))).status, 401);
+  assert.equal((await request(counted.port, 'GET', '/', as('alice:s3cret'))).status, 200);
+  assert.equal(asked, 1, 'after a failure from the address, it is');
   const open = await startServer(t, { loginThrottle: false });
   const unthrottled = await open.server.listen({ port: 0, auth });
   for (let i = 0; i < 20; i++) assert.equal((await request(unthrottled.port, 'GET', '/', as(`bob:${i}`))).status, 401);

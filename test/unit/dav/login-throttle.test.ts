@@ -27,7 +27,9 @@ test('an address gets its free failures, then waits 1 s, 2 s, 4 s … up to the 
 
 test('a right answer after the free failures is checked and starts no wait', () => {
   const throttle = new LoginThrottle({ free: 1, now: () => 0 });
+  assert.equal(throttle.hasFailed('10.0.0.1'), false);
   assert.equal(guess(throttle, '10.0.0.1'), 0);
+  assert.equal(throttle.hasFailed('10.0.0.1'), true);
   assert.equal(throttle.admit('10.0.0.1'), 0);
   assert.equal(throttle.settle('10.0.0.1', false), 0);
   assert.equal(throttle.admit('10.0.0.1'), 0);
