@@ -5,7 +5,7 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IncomingMessage } from 'node:http';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { md5crypt } from '../../../dav/auth/md5crypt.js';
@@ -324,4 +324,63 @@ test('a failed login shows at most 128 characters of the user name the client se
   assert.equal(warnings.length, 1);
   assert.ok((warnings[0] as string).includes(`"user":"${'u'.repeat(128)}"`), warnings[0]);
   assert.ok(!(warnings[0] as string).includes('u'.repeat(129)));
+});
+
+test('followUserFile: a file removed while a change to it settles, then made again, is followed throughout', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'users.htpasswd');
+  const hash = (pw: string) => md5crypt(pw, 'salt', '$apr1$');
+  writeFileSync(file, `alice:${hash('a')}\n`);
+  const auth = await BasicAuth.fromFile(file);
+  const as = (user: string, pass: string) => auth.check(fakeReq({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` }));
+  const lines: string[] = [];
+  const log = { info: (o: object, m: string) => lines.push(m), warn: (o: object, m: string) => lines.push(m) };
+  const follower = await followUserFile(auth, log as never);
+  t.after(() => follower.close());
+  const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+    const deadline = Date.now() + 10_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) assert.fail(`${what}: not within 10 s; the log: ${JSON.stringify(lines)}`);
+      await sleep(20);
+    }
+  };
+  // A change, then the file removed while the change is still settling (chokidar's awaitWriteFinish swallowed
+  // the removal then, and every event of that path after it: the file made again was never read).
+  writeFileSync(file, `alice:${hash('a')}\ncarol:${hash('c')}\n`);
+  await sleep(20);
+  rmSync(file);
+  await until('the removal reported', () => lines.some((l) => /removed/.test(l)));
+  assert.equal(await as('alice', 'a'), 'alice', 'the users stay while the file is gone');
+  writeFileSync(file, `bob:${hash('b')}\n`);
+  await until('the file made again applied', async () => (await as('bob', 'b')) === 'bob');
+  assert.equal(await as('alice', 'a'), null, 'only the new file\'s users');
+  // Changes keep being followed: a password changed in place, the file's size the same.
+  writeFileSync(file, `bob:${md5crypt('B', 'salt', '$apr1$')}\n`);
+  await until('a password changed in place', async () => (await as('bob', 'B')) === 'bob');
+});
+
+test('followUserFile: a user file switched behind a symbolic link on the way, which no watch sees, is read by the poll', async (t) => {
+  const dir = await tempDir(t);
+  // Kubernetes mounts a secret so: `..data` -> a dated folder, switched by a rename when the secret changes.
+  mkdirSync(join(dir, 'v1'));
+  mkdirSync(join(dir, 'v2'));
+  writeFileSync(join(dir, 'v1', 'users'), `alice:${md5crypt('a', 'salt', '$apr1$')}\n`);
+  writeFileSync(join(dir, 'v2', 'users'), `bob:${md5crypt('b', 'salt', '$apr1$')}\n`);
+  symlinkSync('v1', join(dir, 'current'));
+  const auth = await BasicAuth.fromFile(join(dir, 'current', 'users'));
+  const as = (user: string, pass: string) => auth.check(fakeReq({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` }));
+  const lines: string[] = [];
+  const log = { info: (o: object, m: string) => lines.push(m), warn: (o: object, m: string) => lines.push(m) };
+  const follower = await followUserFile(auth, log as never, { pollMs: 100 });
+  t.after(() => follower.close());
+  assert.equal(await as('alice', 'a'), 'alice');
+  symlinkSync('v2', join(dir, 'next'));
+  renameSync(join(dir, 'next'), join(dir, 'current'));
+  const deadline = Date.now() + 10_000;
+  while ((await as('bob', 'b')) !== 'bob') {
+    if (Date.now() > deadline) assert.fail(`the switched file was not read within 10 s; the log: ${JSON.stringify(lines)}`);
+    await sleep(20);
+  }
+  assert.equal(await as('alice', 'a'), null);
+  assert.ok(lines.some((l) => /user file changed/.test(l)), 'the change is logged');
 });
