@@ -104,7 +104,8 @@ export async function followUserFile(auth: FileAuthenticator, log: Logger, optio
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = null;
-      queue = queue.then(look);
+      // A look that failed must not stop the following ones: a rejected queue would skip every later look.
+      queue = queue.then(look).catch((err: unknown) => log.warn({ file, err: (err as Error).message }, 'cannot look at the user file'));
     }, ms);
     timer.unref();
   };
